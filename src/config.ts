@@ -1,0 +1,108 @@
+/**
+ * Turns the operator's environment into one validated {@linkcode Config}. All defaults live here.
+ *
+ * @module
+ */
+import { parsePermissionArgs, PermissionArgsError, type Permissions } from "./permissions.ts";
+
+/** Everything the operator decides. */
+export interface Config {
+  /** Permissions every run gets (`DENO_PERMISSION_ARGS`). */
+  readonly permissions: Permissions;
+  /** Timeout used when a call names none (`CODE_RUNNER_TIMEOUT_MS`). */
+  readonly timeoutMs: number;
+  /** Largest `timeout_ms` a call may ask for (`CODE_RUNNER_MAX_TIMEOUT_MS`). */
+  readonly maxTimeoutMs: number;
+  /** Memory limit of one run's process (`CODE_RUNNER_MEMORY_LIMIT_MB`). */
+  readonly memoryLimitMb: number;
+  /** Cap for stdout and for stderr of one run (`CODE_RUNNER_OUTPUT_LIMIT_BYTES`). */
+  readonly outputLimitBytes: number;
+  /** Runs executing at once; more wait in a queue (`CODE_RUNNER_MAX_CONCURRENCY`). */
+  readonly maxConcurrency: number;
+  /** Largest `code` argument accepted, in bytes. */
+  readonly maxCodeBytes: number;
+}
+
+/** Defaults, also shown in `--help` and the README. */
+export const DEFAULTS = {
+  timeoutMs: 30_000,
+  maxTimeoutMs: 300_000,
+  memoryLimitMb: 512,
+  outputLimitBytes: 64 * 1024,
+  maxConcurrency: 4,
+  maxCodeBytes: 1024 * 1024,
+} as const;
+
+/** Every environment variable the server reads, with its meaning, for `--help` and the banner. */
+export const ENVIRONMENT_VARIABLES: Readonly<Record<string, string>> = {
+  DENO_PERMISSION_ARGS:
+    'Deno permission flags for every run, e.g. "--allow-net=api.example.com --allow-read=/data" (default: none)',
+  CODE_RUNNER_TIMEOUT_MS: `default timeout of a run (default ${DEFAULTS.timeoutMs})`,
+  CODE_RUNNER_MAX_TIMEOUT_MS: `largest timeout_ms a call may ask for (default ${DEFAULTS.maxTimeoutMs})`,
+  CODE_RUNNER_MEMORY_LIMIT_MB:
+    `resident memory limit of one run's process, MiB (default ${DEFAULTS.memoryLimitMb})`,
+  CODE_RUNNER_OUTPUT_LIMIT_BYTES:
+    `cap for stdout and for stderr of a run (default ${DEFAULTS.outputLimitBytes})`,
+  CODE_RUNNER_MAX_CONCURRENCY: `runs executing at once, others queue (default ${DEFAULTS.maxConcurrency})`,
+};
+
+/** Thrown when a setting is invalid; the message names the variable and what it accepts. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Reads and validates the configuration.
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig(Deno.env.toObject());
+ * ```
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  let permissions: Permissions;
+  try {
+    permissions = parsePermissionArgs(env.DENO_PERMISSION_ARGS ?? "");
+  } catch (error) {
+    if (error instanceof PermissionArgsError) throw new ConfigError(error.message);
+    throw error;
+  }
+  const timeoutMs = positiveInteger(env, "CODE_RUNNER_TIMEOUT_MS", DEFAULTS.timeoutMs);
+  const maxTimeoutMs = positiveInteger(
+    env,
+    "CODE_RUNNER_MAX_TIMEOUT_MS",
+    Math.max(DEFAULTS.maxTimeoutMs, timeoutMs),
+  );
+  if (maxTimeoutMs < timeoutMs) {
+    throw new ConfigError(
+      `CODE_RUNNER_MAX_TIMEOUT_MS (${maxTimeoutMs}) is below CODE_RUNNER_TIMEOUT_MS (${timeoutMs})`,
+    );
+  }
+  return {
+    permissions,
+    timeoutMs,
+    maxTimeoutMs,
+    memoryLimitMb: positiveInteger(env, "CODE_RUNNER_MEMORY_LIMIT_MB", DEFAULTS.memoryLimitMb, 64),
+    outputLimitBytes: positiveInteger(env, "CODE_RUNNER_OUTPUT_LIMIT_BYTES", DEFAULTS.outputLimitBytes),
+    maxConcurrency: positiveInteger(env, "CODE_RUNNER_MAX_CONCURRENCY", DEFAULTS.maxConcurrency),
+    maxCodeBytes: DEFAULTS.maxCodeBytes,
+  };
+}
+
+function positiveInteger(
+  env: Readonly<Record<string, string | undefined>>,
+  name: string,
+  fallback: number,
+  minimum = 1,
+): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < minimum) {
+    throw new ConfigError(`${name} must be a whole number >= ${minimum}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}

@@ -1,0 +1,105 @@
+/**
+ * MCP wiring only: the tools, their schemas, descriptions and annotations.
+ *
+ * @module
+ */
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import type { Config } from "./config.ts";
+import { describePermissions } from "./permissions.ts";
+import { runResultSchema, toToolResult } from "./result.ts";
+import type { JavaScriptRunner } from "./javascript/runner.ts";
+import { VERSION } from "./version.ts";
+
+/** What the server's tools run on. */
+export interface ServerDeps {
+  config: Config;
+  javascript: JavaScriptRunner;
+}
+
+/**
+ * Creates the MCP server with its tools registered; connect it to a transport to serve.
+ *
+ * @example
+ * ```ts
+ * const server = createServer({ config, javascript });
+ * await server.connect(new StdioServerTransport());
+ * ```
+ */
+export function createServer(deps: ServerDeps): McpServer {
+  const { config } = deps;
+  const server = new McpServer(
+    { name: "code-runner-mcp", version: VERSION },
+    {
+      capabilities: { logging: {} },
+      instructions: "Runs code in a sandbox. Use run_javascript for JavaScript/TypeScript on Deno. " +
+        "Print what you want to see; results come back as stdout, stderr and a status.",
+    },
+  );
+
+  const codeSchema = z.string()
+    .min(1, "code is empty: pass the program to run")
+    .refine((code) => new TextEncoder().encode(code).byteLength <= config.maxCodeBytes, {
+      message: `code is larger than ${config.maxCodeBytes} bytes; send a smaller program`,
+    });
+  const timeoutSchema = z.number().int().min(1).max(config.maxTimeoutMs)
+    .optional()
+    .describe(`Time limit in milliseconds (default ${config.timeoutMs}, at most ${config.maxTimeoutMs}).`);
+
+  server.registerTool(
+    "run_javascript",
+    {
+      title: "Run JavaScript / TypeScript",
+      description: javascriptDescription(config),
+      inputSchema: {
+        code: codeSchema.describe(
+          "A JavaScript or TypeScript ES module. Top-level await works. Print results with console.log.",
+        ),
+        timeout_ms: timeoutSchema,
+      },
+      outputSchema: runResultSchema,
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: config.permissions.grants.write !== "none" ||
+          config.permissions.grants.run !== "none",
+        idempotentHint: false,
+        openWorldHint: config.permissions.grants.net !== "none",
+      },
+    },
+    async ({ code, timeout_ms }, extra) => {
+      const result = await deps.javascript.run(code, {
+        timeoutMs: timeout_ms ?? config.timeoutMs,
+        signal: extra.signal,
+      });
+      return toToolResult(result);
+    },
+  );
+  return server;
+}
+
+/** The tool description: teaches a model what it can do under the current configuration. */
+export function javascriptDescription(config: Config): string {
+  const { grants } = config.permissions;
+  const imports = ["npm:package@version", "jsr:@scope/package", "node:fs and other Node built-ins"];
+  if (grants.import !== "none") {
+    imports.push(
+      `https: URLs from ${grants.import === "all" ? "any host" : grants.import.join(", ")}`,
+    );
+  }
+  return [
+    "Run JavaScript or TypeScript (an ES module; top-level await works) in a fresh Deno sandbox process, " +
+    "and get back stdout, stderr, the exit code and a status.",
+    "Each call starts from nothing: no variables, files or imports survive between calls. " +
+    "Print what you want to see with console.log; the value of the last expression is not returned.",
+    `Imports: ${imports.join(", ")}. A package is downloaded on first use and cached.`,
+    `Permissions granted by the operator: ${describePermissions(config.permissions)}. ` +
+    "Anything else (files outside the working directory, network, environment variables, subprocesses) " +
+    "is refused with a NotCapable error; permissions cannot be changed from code.",
+    "The working directory is a fresh empty directory that the code may read and write; it is deleted " +
+    "after the run.",
+    `Limits: ${config.timeoutMs} ms by default (timeout_ms up to ${config.maxTimeoutMs}), ` +
+    `${config.memoryLimitMb} MiB of memory, ${config.outputLimitBytes} bytes each of stdout and stderr ` +
+    "(more is cut and marked).",
+  ].join("\n");
+}

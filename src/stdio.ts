@@ -1,0 +1,29 @@
+/**
+ * Serves an {@linkcode App} over stdio until the client goes away or the process is told to stop.
+ *
+ * @module
+ */
+import process from "node:process";
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/server/stdio"
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import type { App } from "./app.ts";
+import { log } from "./log.ts";
+
+/**
+ * Connects the app to stdin/stdout. When stdin closes, or on SIGTERM/SIGINT, every child is killed,
+ * every temp directory removed, and the process exits.
+ */
+export async function serveStdio(app: App): Promise<void> {
+  const shutdown = async (why: string) => {
+    log("debug", `shutting down: ${why}`);
+    await app.close();
+    Deno.exit(0);
+  };
+  process.stdin.on("end", () => shutdown("stdin closed"));
+  process.stdin.on("close", () => shutdown("stdin closed"));
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    if (Deno.build.os === "windows" && signal !== "SIGINT") continue;
+    Deno.addSignalListener(signal, () => shutdown(signal));
+  }
+  await app.server.connect(new StdioServerTransport());
+}

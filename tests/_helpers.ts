@@ -1,0 +1,176 @@
+/**
+ * Test helpers: start the real server over stdio, as a user's MCP client does, and talk to it.
+ */
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/index"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/stdio"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import assert from "node:assert/strict";
+import { DOWNLOAD_SETTINGS } from "../src/child_env.ts";
+
+/** The entry users run. */
+export const BIN = new URL("../bin/code_runner.ts", import.meta.url).pathname;
+
+/** The structured result of a run, as the client receives it. */
+export interface RunOutput {
+  status: string;
+  stdout: string;
+  stderr: string;
+  exitCode: number | null;
+  durationMs: number;
+  timedOut: boolean;
+  cancelled: boolean;
+  truncated: boolean;
+  memoryExceeded: boolean;
+  message?: string;
+}
+
+/** A connected server and client. */
+export interface TestServer {
+  client: Client;
+  /** The server process id. */
+  pid: number;
+  /** What the server wrote to stderr so far. */
+  stderr(): string;
+  /** Calls `run_javascript` and returns the structured result plus the text and error flag. */
+  js(code: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<ToolOutput>;
+  /** Asserts that the server still answers a trivial call. */
+  assertAlive(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What a tool call gave back. */
+export interface ToolOutput {
+  result: RunOutput;
+  text: string;
+  isError: boolean;
+}
+
+/**
+ * The environment a user's client would give the server: the SDK passes HOME, PATH, … itself, and Deno's
+ * cache and CA settings must be passed explicitly.
+ */
+export function serverEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of ["DENO_DIR", ...DOWNLOAD_SETTINGS]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/** Starts `bin/code_runner.ts` over stdio and connects an SDK client to it. */
+export async function startServer(extraEnv: Record<string, string> = {}): Promise<TestServer> {
+  const transport = new StdioClientTransport({
+    command: Deno.execPath(),
+    args: ["run", "-A", BIN],
+    env: serverEnv(extraEnv),
+    stderr: "pipe",
+  });
+  let stderr = "";
+  transport.stderr?.on("data", (chunk: Uint8Array) => stderr += new TextDecoder().decode(chunk));
+  const client = new Client({ name: "code-runner-tests", version: "0.0.0" });
+  await client.connect(transport).catch((error: Error) => {
+    throw new Error(`server did not start: ${error.message}\nstderr:\n${stderr}`);
+  });
+  const pid = transport.pid;
+  assert(pid !== null, "server did not start");
+  const js = async (code: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}) => {
+    const args: Record<string, unknown> = { code };
+    if (options.timeoutMs !== undefined) args.timeout_ms = options.timeoutMs;
+    const response = await client.callTool(
+      { name: "run_javascript", arguments: args },
+      undefined,
+      { signal: options.signal, timeout: 120_000 },
+    );
+    return toolOutput(response);
+  };
+  return {
+    client,
+    pid,
+    stderr: () => stderr,
+    js,
+    async assertAlive() {
+      const { result } = await js("console.log(6 * 7)");
+      assert.equal(result.stdout, "42\n", `server stopped answering; stderr:\n${stderr}`);
+    },
+    async close() {
+      await client.close();
+    },
+  };
+}
+
+/** Unpacks a `tools/call` response into the result fields, the text and the error flag. */
+export function toolOutput(response: unknown): ToolOutput {
+  const r = response as {
+    structuredContent?: RunOutput;
+    content?: Array<{ type: string; text?: string }>;
+    isError?: boolean;
+  };
+  assert(r.structuredContent, `no structuredContent in ${JSON.stringify(response)}`);
+  return {
+    result: r.structuredContent,
+    text: (r.content ?? []).map((item) => item.text ?? "").join("\n"),
+    isError: r.isError === true,
+  };
+}
+
+/** Pids of the live processes whose parent is `pid` (Linux). */
+export function childPids(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) === pid && fields[0] !== "Z") children.push(Number(entry.name));
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return children;
+}
+
+/** Live processes whose command line contains `marker` (Linux). */
+export function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (cmdline.includes(marker)) found.push(Number(entry.name));
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return found;
+}
+
+/** Polls `check` until it returns true or `timeoutMs` passes; returns the last answer. */
+export async function eventually(check: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return check();
+}
+
+/** A loopback TCP listener that counts connections, as a network canary. */
+export function connectionCanary(): { port: number; connections(): number; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let count = 0;
+  (async () => {
+    for await (const conn of listener) {
+      count++;
+      conn.close();
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    connections: () => count,
+    close: () => listener.close(),
+  };
+}

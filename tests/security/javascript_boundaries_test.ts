@@ -1,0 +1,315 @@
+/**
+ * Attempts to cross each boundary of run_javascript. Every attempt asserts that it failed, that no canary
+ * leaked, and that the server still answers.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DOWNLOAD_SETTINGS } from "../../src/child_env.ts";
+import { connectionCanary, startServer, type TestServer } from "../_helpers.ts";
+
+const SECRET_FILE_TEXT = `canary-file-${crypto.randomUUID()}`;
+const SECRET_ENV_TEXT = `canary-env-${crypto.randomUUID()}`;
+
+/** A secret file outside every grant. */
+async function plantSecretFile(): Promise<{ dir: string; file: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "code-runner-canary-" });
+  const file = join(dir, "secret.txt");
+  await Deno.writeTextFile(file, SECRET_FILE_TEXT);
+  return { dir, file };
+}
+
+function assertNoCanary(server: TestServer, output: { text: string }): void {
+  for (const canary of [SECRET_FILE_TEXT, SECRET_ENV_TEXT]) {
+    assert.ok(!output.text.includes(canary), `canary leaked into a result: ${output.text.slice(0, 300)}`);
+    assert.ok(!server.stderr().includes(canary), "canary leaked into the server's log");
+  }
+}
+
+/** Runs an attack that must fail: a non-ok result, no canary anywhere, and a live server after. */
+async function assertRefused(server: TestServer, code: string, pattern = /NotCapable|Requires|denied/) {
+  const output = await server.js(code, { timeoutMs: 15000 });
+  assertNoCanary(server, output);
+  assert.equal(output.isError, true, `the attack succeeded:\n${output.text}`);
+  assert.match(output.result.stderr, pattern);
+  await server.assertAlive();
+}
+
+Deno.test("run_javascript without permissions keeps the host out of reach", async (t) => {
+  const { dir, file } = await plantSecretFile();
+  const canary = connectionCanary();
+  const server = await startServer({ CANARY_SECRET: SECRET_ENV_TEXT });
+  try {
+    const fileAttacks: Array<[string, string]> = [
+      ["Deno.readTextFile", `console.log(await Deno.readTextFile(${JSON.stringify(file)}));`],
+      ["node:fs", `import fs from "node:fs"; console.log(fs.readFileSync(${JSON.stringify(file)}, "utf8"));`],
+      ["fetch(file:)", `console.log(await (await fetch("file://${file}")).text());`],
+      ["static text import", `import s from "file://${file}" with { type: "text" }; console.log(s);`],
+      [
+        "dynamic text import",
+        `console.log((await import("file://${file}", { with: { type: "text" } })).default);`,
+      ],
+      ["static bytes import", `import b from "file://${file}" with { type: "bytes" }; console.log(b);`],
+      [
+        "JSON import of a host file",
+        `import j from "file:///etc/os-release" with { type: "json" }; console.log(j);`,
+      ],
+      ["import of a module outside the work dir", `await import("file://${dir}/mod.ts");`],
+      ["relative path out of the work dir", `console.log(Deno.readTextFileSync("../../../../../${file}"));`],
+      ["listing the root", `console.log([...Deno.readDirSync("/")]);`],
+      ["/proc/self/environ", `console.log(Deno.readTextFileSync("/proc/self/environ"));`],
+      [
+        "/proc/self/cmdline of the parent",
+        `console.log(Deno.readTextFileSync("/proc/" + Deno.ppid + "/environ"));`,
+      ],
+      [
+        "symlink to a host file",
+        `Deno.symlinkSync(${JSON.stringify(file)}, "link"); console.log(Deno.readTextFileSync("link"));`,
+      ],
+      [
+        "hard link to a host file",
+        `Deno.linkSync(${JSON.stringify(file)}, "hard"); console.log(Deno.readTextFileSync("hard"));`,
+      ],
+      ["writing outside the work dir", `Deno.writeTextFileSync(${JSON.stringify(join(dir, "x"))}, "pwned");`],
+    ];
+    for (const [name, code] of fileAttacks) {
+      await t.step(
+        `host files: ${name}`,
+        () => assertRefused(server, code, /NotCapable|Requires|unsupported/),
+      );
+    }
+    await t.step("nothing was written next to the secret", async () => {
+      const names = [];
+      for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+      assert.deepEqual(names, ["secret.txt"]);
+    });
+
+    await t.step(
+      "environment: a server secret is not readable",
+      () =>
+        assertRefused(
+          server,
+          `console.log(Deno.env.get("CANARY_SECRET"), JSON.stringify(Deno.env.toObject()));`,
+        ),
+    );
+    await t.step("environment: node:process.env is empty of secrets", async () => {
+      const output = await server.js(
+        `import process from "node:process"; console.log(process.env.CANARY_SECRET);`,
+      );
+      assertNoCanary(server, output);
+    });
+
+    await t.step("network: fetch to a loopback listener is refused", async () => {
+      await assertRefused(server, `await fetch("http://127.0.0.1:${canary.port}/");`);
+      await assertRefused(server, `await Deno.connect({ hostname: "127.0.0.1", port: ${canary.port} });`);
+      await assertRefused(
+        server,
+        `import net from "node:net"; await new Promise((ok, fail) => { const s = net.connect(${canary.port}, "127.0.0.1", ok); s.on("error", fail); });`,
+      );
+      await assertRefused(server, `await fetch("http://169.254.169.254/latest/meta-data/");`);
+      await assertRefused(server, `Deno.listen({ port: 0 });`);
+      assert.equal(canary.connections(), 0, "the canary listener saw a connection");
+    });
+
+    await t.step(
+      "network: an http import from loopback is refused",
+      () => assertRefused(server, `await import("http://127.0.0.1:${canary.port}/x.js");`),
+    );
+
+    await t.step("subprocess and FFI are refused", async () => {
+      await assertRefused(server, `new Deno.Command("sh", { args: ["-c", "echo pwned"] }).outputSync();`);
+      await assertRefused(server, `import cp from "node:child_process"; cp.execSync("echo pwned");`);
+      await assertRefused(server, `Deno.dlopen("libc.so.6", {});`, /NotCapable|Requires|denied|unstable/i);
+    });
+
+    await t.step("a run cannot kill or signal the server", async () => {
+      await assertRefused(server, `Deno.kill(Deno.ppid, "SIGKILL");`, /NotCapable|Requires|denied/);
+      const exit = await server.js(`import process from "node:process"; process.exit(0);`);
+      assert.equal(exit.result.status, "ok");
+      await server.assertAlive();
+    });
+
+    await t.step("a run cannot write the MCP stream: its stdout is captured, not forwarded", async () => {
+      const forged = JSON.stringify({ jsonrpc: "2.0", id: 999, result: { forged: true } });
+      const { result } = await server.js(
+        `console.log(${JSON.stringify(forged)}); await Deno.stdout.write(new TextEncoder().encode("\\n"));`,
+      );
+      assert.equal(result.stdout, `${forged}\n\n`);
+      await server.assertAlive();
+    });
+
+    await t.step("a run reading stdin gets nothing of the MCP stream", async () => {
+      const { result } = await server.js(
+        `const chunks = []; for await (const c of Deno.stdin.readable) chunks.push(c); console.log(chunks.length);`,
+      );
+      assert.equal(result.stdout, "0\n");
+    });
+  } finally {
+    await server.close();
+    canary.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("run_javascript with broad file access still cannot reach other runs, the cache or secrets", async (t) => {
+  const tmp = await Deno.makeTempDir({ prefix: "code-runner-tmp-" });
+  const server = await startServer({
+    TMPDIR: tmp,
+    DENO_PERMISSION_ARGS: "--allow-read --allow-write --allow-env",
+    CANARY_SECRET: SECRET_ENV_TEXT,
+    NODE_OPTIONS: "--max-old-space-size=4000",
+    DENO_AUTH_TOKENS: `${SECRET_ENV_TEXT}@registry.example`,
+  });
+  try {
+    await t.step("only download settings reach the run: no secrets, no DENO_*/NODE_* switches", async () => {
+      const output = await server.js(`console.log(JSON.stringify(Object.keys(Deno.env.toObject())));`);
+      assertNoCanary(server, output);
+      const names = JSON.parse(output.result.stdout) as string[];
+      const allowed = new Set([
+        ...DOWNLOAD_SETTINGS,
+        ...["PATH", "HOME", "DENO_DIR", "TMPDIR", "NO_COLOR", "DENO_NO_UPDATE_CHECK"],
+      ]);
+      assert.ok(names.includes("TMPDIR"), "the run sees its environment");
+      assert.deepEqual(names.filter((name) => !allowed.has(name)), []);
+    });
+
+    await t.step(
+      "the operator's unscoped grants are honoured outside the server's private directories",
+      async () => {
+        const { dir, file } = await plantSecretFile();
+        try {
+          const { result } = await server.js(
+            `console.log(Deno.readTextFileSync(${JSON.stringify(file)}).length); Deno.writeTextFileSync(${
+              JSON.stringify(join(dir, "written.txt"))
+            }, "ok");`,
+          );
+          assert.equal(result.stdout, `${SECRET_FILE_TEXT.length}\n`, result.stderr);
+          assert.equal(await Deno.readTextFile(join(dir, "written.txt")), "ok");
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    );
+
+    await t.step("a run cannot see another run's working directory", async () => {
+      const slow = server.js(
+        `Deno.writeTextFileSync("mine.txt", "private"); console.log(Deno.cwd()); await new Promise((r) => setTimeout(r, 3000));`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const probe = await server.js(
+        `const parent = Deno.cwd().replace(/\\/[^/]+$/, ""); console.log([...Deno.readDirSync(parent)].map((e) => e.name));`,
+      );
+      assert.equal(probe.isError, true, probe.text);
+      assert.match(probe.result.stderr, /NotCapable|Requires read access/);
+      const first = await slow;
+      assert.equal(first.result.status, "ok");
+    });
+
+    await t.step("a run cannot write into Deno's shared module cache", async () => {
+      const { result, isError } = await server.js(
+        `const dir = Deno.env.get("DENO_DIR"); Deno.writeTextFileSync(dir + "/poison.txt", "x");`,
+      );
+      assert.equal(isError, true);
+      assert.match(result.stderr, /NotCapable|Requires write access/);
+    });
+
+    await t.step("config files planted in the work dir do not redirect imports or registries", async () => {
+      const registry = connectionCanary();
+      try {
+        const { result } = await server.js(
+          `
+          Deno.writeTextFileSync(".npmrc", "registry=http://127.0.0.1:${registry.port}/\\n");
+          Deno.writeTextFileSync("package.json", JSON.stringify({ dependencies: { "is-number": "7.0.0" } }));
+          Deno.writeTextFileSync("deno.json", JSON.stringify({ imports: { "evil": "http://127.0.0.1:${registry.port}/e.js" } }));
+          const m = await import("npm:is-number@7.0.0");
+          console.log(m.default(1));
+          try { await import("evil"); console.log("remapped"); } catch { console.log("not remapped"); }
+        `,
+          { timeoutMs: 20000 },
+        );
+        assert.equal(result.stdout, "true\nnot remapped\n", result.stderr);
+        assert.equal(registry.connections(), 0, "the planted registry was contacted");
+      } finally {
+        registry.close();
+      }
+    });
+
+    await t.step("config files planted above the runs' directories do not affect later runs", async () => {
+      const registry = connectionCanary();
+      try {
+        const plant = await server.js(`
+          const above = Deno.cwd().split("/").slice(0, -2).join("/");
+          Deno.writeTextFileSync(above + "/deno.json", JSON.stringify({ imports: { "evil": "data:text/javascript,console.log('remapped')" } }));
+          Deno.writeTextFileSync(above + "/package.json", JSON.stringify({ imports: { "#evil": "./x.js" } }));
+          Deno.writeTextFileSync(above + "/.npmrc", "registry=http://127.0.0.1:${registry.port}/\\n");
+          console.log(above);
+        `);
+        assert.equal(plant.result.stdout, `${tmp}\n`, plant.result.stderr);
+        const victim = await server.js(
+          `
+          try { await import("evil"); } catch { console.log("not remapped"); }
+          try { await import("npm:code-runner-mcp-missing-canary-pkg@1.0.0"); } catch { console.log("not found"); }
+        `,
+          { timeoutMs: 20000 },
+        );
+        assert.equal(victim.result.stdout, "not remapped\nnot found\n", victim.result.stderr);
+        assert.equal(registry.connections(), 0, "the planted .npmrc redirected a download");
+      } finally {
+        registry.close();
+      }
+    });
+    await server.assertAlive();
+  } finally {
+    await server.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("run_javascript: remote imports follow --allow-import, variables follow --allow-env=NAME", async () => {
+  const moduleServer = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () =>
+      new Response("export const answer: number = 42;", {
+        headers: { "content-type": "application/typescript" },
+      }),
+  );
+  const port = moduleServer.addr.port;
+  const server = await startServer({
+    DENO_PERMISSION_ARGS: `--allow-import=127.0.0.1:${port} --allow-env=VISIBLE_VAR`,
+    VISIBLE_VAR: "visible-value",
+    CANARY_SECRET: SECRET_ENV_TEXT,
+  });
+  try {
+    const allowed = await server.js(
+      `import { answer } from "http://127.0.0.1:${port}/mod.ts"; console.log(answer);`,
+    );
+    assert.equal(allowed.result.stdout, "42\n", allowed.result.stderr);
+    const { tools } = await server.client.listTools();
+    assert.match(tools[0]?.description ?? "", new RegExp(`import: 127.0.0.1:${port}`));
+    const other = await server.js(`await import("http://127.0.0.1:1/mod.ts");`);
+    assert.equal(other.isError, true);
+    assert.match(other.result.stderr, /Requires import access/);
+    const env = await server.js(`console.log(Deno.env.get("VISIBLE_VAR"), Deno.env.toObject !== undefined);`);
+    assert.equal(env.result.stdout, "visible-value true\n", env.result.stderr);
+    const secret = await server.js(`console.log(Deno.env.get("CANARY_SECRET"));`);
+    assert.equal(secret.isError, true);
+    assert.ok(!secret.text.includes(SECRET_ENV_TEXT));
+  } finally {
+    await server.close();
+    await moduleServer.shutdown();
+  }
+});
+
+Deno.test("run_javascript with -A runs, and still cannot write the shared module cache", async () => {
+  const server = await startServer({ DENO_PERMISSION_ARGS: "-A" });
+  try {
+    const ok = await server.js(`Deno.writeTextFileSync("f", "1"); console.log(Deno.readTextFileSync("f"));`);
+    assert.equal(ok.result.stdout, "1\n", ok.result.stderr);
+    const poison = await server.js(`Deno.writeTextFileSync(Deno.env.get("DENO_DIR") + "/poison.txt", "x");`);
+    assert.equal(poison.isError, true);
+    assert.match(poison.result.stderr, /NotCapable|Requires write access/);
+    const { tools } = await server.client.listTools();
+    assert.equal(tools[0]?.annotations?.openWorldHint, true);
+  } finally {
+    await server.close();
+  }
+});
