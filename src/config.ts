@@ -21,6 +21,16 @@ export interface Config {
   readonly maxConcurrency: number;
   /** Largest `code` argument accepted, in bytes. */
   readonly maxCodeBytes: number;
+  /** Memory limit of a session's Python process (`CODE_RUNNER_PYTHON_MEMORY_LIMIT_MB`). */
+  readonly pythonMemoryLimitMb: number;
+  /** Time limit for installing a call's packages (`CODE_RUNNER_INSTALL_TIMEOUT_MS`). */
+  readonly installTimeoutMs: number;
+  /** Base URL of the Pyodide distribution, or null for Pyodide's CDN (`CODE_RUNNER_PYODIDE_PACKAGES_URL`). */
+  readonly pyodidePackagesUrl: string | null;
+  /** PEP 503/691 simple indexes for other packages (`CODE_RUNNER_PYPI_INDEX_URLS`). */
+  readonly pypiIndexUrls: readonly string[];
+  /** Where downloaded packages are kept, or null for the default (`CODE_RUNNER_PACKAGE_CACHE_DIR`). */
+  readonly packageCacheDir: string | null;
 }
 
 /** Defaults, also shown in `--help` and the README. */
@@ -31,6 +41,9 @@ export const DEFAULTS = {
   outputLimitBytes: 64 * 1024,
   maxConcurrency: 4,
   maxCodeBytes: 1024 * 1024,
+  pythonMemoryLimitMb: 1024,
+  installTimeoutMs: 180_000,
+  pypiIndexUrls: ["https://pypi.org/simple"],
 } as const;
 
 /** Every environment variable the server reads, with its meaning, for `--help` and the banner. */
@@ -43,7 +56,20 @@ export const ENVIRONMENT_VARIABLES: Readonly<Record<string, string>> = {
     `resident memory limit of one run's process, MiB (default ${DEFAULTS.memoryLimitMb})`,
   CODE_RUNNER_OUTPUT_LIMIT_BYTES:
     `cap for stdout and for stderr of a run (default ${DEFAULTS.outputLimitBytes})`,
-  CODE_RUNNER_MAX_CONCURRENCY: `runs executing at once, others queue (default ${DEFAULTS.maxConcurrency})`,
+  CODE_RUNNER_MAX_CONCURRENCY:
+    `JavaScript runs executing at once, others queue (default ${DEFAULTS.maxConcurrency})`,
+  CODE_RUNNER_PYTHON_MEMORY_LIMIT_MB:
+    `resident memory limit of a session's Python process, MiB (default ${DEFAULTS.pythonMemoryLimitMb})`,
+  CODE_RUNNER_INSTALL_TIMEOUT_MS:
+    `time limit for installing a call's Python packages, not counted in its timeout (default ${DEFAULTS.installTimeoutMs})`,
+  CODE_RUNNER_PYODIDE_PACKAGES_URL:
+    "base URL of a Pyodide distribution mirror holding pyodide-lock.json and its wheels (default: Pyodide's CDN)",
+  CODE_RUNNER_PYPI_INDEX_URLS:
+    `comma-separated PEP 503/691 simple index URLs for other Python packages (default ${
+      DEFAULTS.pypiIndexUrls[0]
+    })`,
+  CODE_RUNNER_PACKAGE_CACHE_DIR:
+    "where downloaded Python packages are kept (default: code-runner-mcp/ in DENO_DIR)",
 };
 
 /** Thrown when a setting is invalid; the message names the variable and what it accepts. */
@@ -89,7 +115,41 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     outputLimitBytes: positiveInteger(env, "CODE_RUNNER_OUTPUT_LIMIT_BYTES", DEFAULTS.outputLimitBytes),
     maxConcurrency: positiveInteger(env, "CODE_RUNNER_MAX_CONCURRENCY", DEFAULTS.maxConcurrency),
     maxCodeBytes: DEFAULTS.maxCodeBytes,
+    pythonMemoryLimitMb: positiveInteger(
+      env,
+      "CODE_RUNNER_PYTHON_MEMORY_LIMIT_MB",
+      DEFAULTS.pythonMemoryLimitMb,
+      256,
+    ),
+    installTimeoutMs: positiveInteger(env, "CODE_RUNNER_INSTALL_TIMEOUT_MS", DEFAULTS.installTimeoutMs),
+    pyodidePackagesUrl: optionalUrl(env, "CODE_RUNNER_PYODIDE_PACKAGES_URL", true),
+    pypiIndexUrls: urlList(env, "CODE_RUNNER_PYPI_INDEX_URLS") ?? DEFAULTS.pypiIndexUrls,
+    packageCacheDir: env.CODE_RUNNER_PACKAGE_CACHE_DIR?.trim() || null,
   };
+}
+
+function optionalUrl(
+  env: Readonly<Record<string, string | undefined>>,
+  name: string,
+  directory = false,
+): string | null {
+  const raw = env[name]?.trim();
+  if (!raw) return null;
+  if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) {
+    throw new ConfigError(`${name} must be an http(s) URL, got ${JSON.stringify(raw)}`);
+  }
+  return directory && !raw.endsWith("/") ? `${raw}/` : raw;
+}
+
+function urlList(env: Readonly<Record<string, string | undefined>>, name: string): string[] | null {
+  const raw = env[name]?.trim();
+  if (!raw) return null;
+  return raw.split(/[\s,]+/).filter(Boolean).map((url) => {
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+      throw new ConfigError(`${name} must list http(s) URLs, got ${JSON.stringify(url)}`);
+    }
+    return url.replace(/\/+$/, "");
+  });
 }
 
 function positiveInteger(

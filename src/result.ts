@@ -41,6 +41,12 @@ export const runResultSchema = {
   truncated: z.boolean(),
   memoryExceeded: z.boolean(),
   message: z.string().optional(),
+  result: z.string().optional().describe("Python: repr() of the last expression's value"),
+  resultJson: z.unknown().optional().describe("Python: the same value as JSON, when it is JSON-able"),
+  stateReset: z.boolean().optional().describe(
+    "Python: true when the interpreter was restarted during the call and the session's state is gone",
+  ),
+  installed: z.array(z.string()).optional().describe("Python: packages installed for this call"),
 };
 
 /** An MCP `CallToolResult` carrying a run's result. */
@@ -60,7 +66,7 @@ export interface RunToolResult {
  *   timedOut: false, cancelled: false, truncated: false, memoryExceeded: false });
  * ```
  */
-export function toToolResult(result: RunResult): RunToolResult {
+export function toToolResult(result: RunResult & { result?: string }): RunToolResult {
   return {
     content: [{ type: "text", text: renderText(result) }],
     structuredContent: { ...result },
@@ -69,12 +75,13 @@ export function toToolResult(result: RunResult): RunToolResult {
 }
 
 /** The text a model reads: a status line, then each non-empty stream. */
-export function renderText(result: RunResult): string {
+export function renderText(result: RunResult & { result?: string }): string {
   const exit = result.exitCode === null ? "killed" : `exit code ${result.exitCode}`;
   const parts = [`status: ${result.status} (${exit}, ${result.durationMs} ms)`];
   if (result.message) parts.push(result.message);
+  if (result.result !== undefined) parts.push(`--- result ---\n${result.result}`);
   if (result.stdout) parts.push(`--- stdout ---\n${result.stdout.replace(/\n$/, "")}`);
   if (result.stderr) parts.push(`--- stderr ---\n${result.stderr.replace(/\n$/, "")}`);
-  if (!result.stdout && !result.stderr) parts.push("(no output)");
+  if (!result.stdout && !result.stderr && result.result === undefined) parts.push("(no output)");
   return parts.join("\n");
 }

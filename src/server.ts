@@ -10,12 +10,15 @@ import type { Config } from "./config.ts";
 import { describePermissions } from "./permissions.ts";
 import { runResultSchema, toToolResult } from "./result.ts";
 import type { JavaScriptRunner } from "./javascript/runner.ts";
+import type { PythonSession } from "./python/session.ts";
+import { PYODIDE_VERSION } from "./python/distribution.ts";
 import { VERSION } from "./version.ts";
 
 /** What the server's tools run on. */
 export interface ServerDeps {
   config: Config;
   javascript: JavaScriptRunner;
+  python: PythonSession;
 }
 
 /**
@@ -33,8 +36,9 @@ export function createServer(deps: ServerDeps): McpServer {
     { name: "code-runner-mcp", version: VERSION },
     {
       capabilities: { logging: {} },
-      instructions: "Runs code in a sandbox. Use run_javascript for JavaScript/TypeScript on Deno. " +
-        "Print what you want to see; results come back as stdout, stderr and a status.",
+      instructions: "Runs code in a sandbox. Use run_javascript for JavaScript/TypeScript on Deno (a fresh " +
+        "process per call) and run_python for Python (a notebook-like session whose state persists " +
+        "between calls). Results come back as stdout, stderr, a status and, for Python, the last value.",
     },
   );
 
@@ -75,7 +79,73 @@ export function createServer(deps: ServerDeps): McpServer {
       return toToolResult(result);
     },
   );
+  server.registerTool(
+    "run_python",
+    {
+      title: "Run Python",
+      description: pythonDescription(config),
+      inputSchema: {
+        code: codeSchema.describe(
+          "Python source. Top-level await works. The value of the last expression is returned, like a notebook cell.",
+        ),
+        packages: z.array(z.string().min(1).max(200)).max(64).optional().describe(
+          'Extra packages to install first, as PyPI requirement strings (e.g. "humanize>=4"). Imports are ' +
+            "detected and installed automatically; PEP 723 `# /// script` metadata is honoured too.",
+        ),
+        timeout_ms: timeoutSchema,
+        reset: z.boolean().optional().describe(
+          "Start from a fresh interpreter: forget all variables, imports and files of this session first.",
+        ),
+      },
+      outputSchema: runResultSchema,
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: true,
+      },
+    },
+    async ({ code, packages, timeout_ms, reset }, extra) => {
+      const progressToken = extra._meta?.progressToken;
+      let progress = 0;
+      const onProgress = progressToken === undefined ? undefined : (message: string) => {
+        extra.sendNotification({
+          method: "notifications/progress",
+          params: { progressToken, progress: ++progress, message },
+        }).catch(() => {});
+      };
+      const result = await deps.python.run(
+        { code, packages: packages ?? [], timeoutMs: timeout_ms ?? config.timeoutMs, reset: reset ?? false },
+        { signal: extra.signal, onProgress },
+      );
+      return toToolResult(result);
+    },
+  );
   return server;
+}
+
+/** The run_python description: its state model, packages and limits under the current configuration. */
+export function pythonDescription(config: Config): string {
+  const net = config.permissions.grants.net;
+  return [
+    `Run Python ${
+      PYODIDE_VERSION.startsWith("314") ? "3.14 " : ""
+    }(CPython on WebAssembly, Pyodide ${PYODIDE_VERSION}) ` +
+    "in a sandboxed process, and get back stdout, stderr, a status and the value of the last expression.",
+    "State persists between calls like a notebook: variables, imports, installed packages and files written " +
+    "under the current directory stay for the next call. Pass reset: true to start fresh. If a call times out " +
+    "and does not stop when interrupted, or the process crashes, the interpreter is restarted, the state is " +
+    "gone, and the result says so (stateReset: true).",
+    "Packages: imports are detected and installed before the code runs (Pyodide's builds such as numpy and " +
+    "pandas, or pure-Python wheels from PyPI); name others in `packages` or in PEP 723 script metadata. " +
+    "Installing does not count against the timeout.",
+    `The sandbox has no access to host files, environment variables or subprocesses; network: ${
+      net === "none" ? "none (package installs still work)" : net === "all" ? "allowed" : net.join(", ")
+    }. input() raises EOFError.`,
+    `Limits: ${config.timeoutMs} ms by default (timeout_ms up to ${config.maxTimeoutMs}), ` +
+    `${config.pythonMemoryLimitMb} MiB of memory, ${config.outputLimitBytes} bytes each of stdout and ` +
+    "stderr (more is cut and marked). Calls in a session run one at a time.",
+  ].join("\n");
 }
 
 /** The tool description: teaches a model what it can do under the current configuration. */

@@ -111,14 +111,8 @@ export async function spawnCapped(options: SpawnOptions): Promise<ProcessOutcome
   if (options.signal.aborted) onAbort();
   else options.signal.addEventListener("abort", onAbort, { once: true });
 
-  const watchdog = options.memoryLimitBytes && Deno.build.os === "linux"
-    ? setInterval(() => {
-      const rss = residentBytes(pid);
-      if (rss !== null && rss > (options.memoryLimitBytes as number)) {
-        memoryExceeded = true;
-        killGroup(pid, "SIGKILL");
-      }
-    }, MEMORY_POLL_MS)
+  const watchdog = options.memoryLimitBytes
+    ? watchMemory(pid, options.memoryLimitBytes, () => memoryExceeded = true)
     : undefined;
 
   if (options.stdin) {
@@ -147,7 +141,7 @@ export async function spawnCapped(options: SpawnOptions): Promise<ProcessOutcome
     };
   } finally {
     options.signal.removeEventListener("abort", onAbort);
-    clearInterval(watchdog);
+    watchdog?.stop();
     clearTimeout(graceTimer);
     options.groups.delete(pid);
   }
@@ -160,6 +154,22 @@ export function killGroup(pid: number, signal: Deno.Signal): void {
   } catch {
     // Already exited.
   }
+}
+
+/**
+ * Kills a process group when its leader's resident memory exceeds `limitBytes` (Linux; elsewhere a no-op),
+ * calling `onExceeded` first.
+ */
+export function watchMemory(pid: number, limitBytes: number, onExceeded: () => void): { stop(): void } {
+  if (Deno.build.os !== "linux") return { stop() {} };
+  const timer = setInterval(() => {
+    const rss = residentBytes(pid);
+    if (rss !== null && rss > limitBytes) {
+      onExceeded();
+      killGroup(pid, "SIGKILL");
+    }
+  }, MEMORY_POLL_MS);
+  return { stop: () => clearInterval(timer) };
 }
 
 /** Resident set size of a process from /proc, or null when it is gone. */

@@ -23,6 +23,19 @@ export interface RunOutput {
   truncated: boolean;
   memoryExceeded: boolean;
   message?: string;
+  result?: string;
+  resultJson?: unknown;
+  stateReset?: boolean;
+  installed?: string[];
+}
+
+/** Options of a `run_python` call. */
+export interface PythonCallOptions {
+  packages?: string[];
+  timeoutMs?: number;
+  reset?: boolean;
+  signal?: AbortSignal;
+  onprogress?: (progress: { progress: number; message?: string }) => void;
 }
 
 /** A connected server and client. */
@@ -34,6 +47,8 @@ export interface TestServer {
   stderr(): string;
   /** Calls `run_javascript` and returns the structured result plus the text and error flag. */
   js(code: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<ToolOutput>;
+  /** Calls `run_python`. */
+  py(code: string, options?: PythonCallOptions): Promise<ToolOutput>;
   /** Asserts that the server still answers a trivial call. */
   assertAlive(): Promise<void>;
   close(): Promise<void>;
@@ -85,11 +100,24 @@ export async function startServer(extraEnv: Record<string, string> = {}): Promis
     );
     return toolOutput(response);
   };
+  const py = async (code: string, options: PythonCallOptions = {}) => {
+    const args: Record<string, unknown> = { code };
+    if (options.packages) args.packages = options.packages;
+    if (options.timeoutMs !== undefined) args.timeout_ms = options.timeoutMs;
+    if (options.reset !== undefined) args.reset = options.reset;
+    const response = await client.callTool(
+      { name: "run_python", arguments: args },
+      undefined,
+      { signal: options.signal, timeout: 180_000, onprogress: options.onprogress },
+    );
+    return toolOutput(response);
+  };
   return {
     client,
     pid,
     stderr: () => stderr,
     js,
+    py,
     async assertAlive() {
       const { result } = await js("console.log(6 * 7)");
       assert.equal(result.stdout, "42\n", `server stopped answering; stderr:\n${stderr}`);

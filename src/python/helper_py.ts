@@ -1,0 +1,132 @@
+/**
+ * Python source of the helper the host loads into Pyodide: it plans installs, installs with micropip, runs
+ * a call in the session's namespace and reports its value or a traceback of the user's code only.
+ *
+ * @module
+ */
+
+/** The file name user code runs as, shown in tracebacks. */
+export const USER_FILENAME = "<code>";
+
+/** The helper; evaluating it returns a namespace object with `plan`, `pip_install`, `check_imports`, `run`. */
+export const HELPER_SOURCE = String.raw`
+import importlib
+import importlib.util
+import json
+import re
+import sys
+import traceback
+import types
+
+from pyodide.code import eval_code_async, find_imports
+
+USER_FILE = "${USER_FILENAME}"
+namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+_SCRIPT_BLOCK = re.compile(r"(?m)^# /// script\s*$\n((?:^#(?:| .*)$\n)+)^# ///\s*$")
+
+
+def script_dependencies(code):
+    """Dependencies declared in PEP 723 inline script metadata."""
+    match = _SCRIPT_BLOCK.search(code + "\n")
+    if not match:
+        return []
+    import tomllib
+
+    toml = "\n".join(line[2:] if line.startswith("# ") else line[1:] for line in match.group(1).splitlines())
+    deps = tomllib.loads(toml).get("dependencies", [])
+    return [str(dep) for dep in deps]
+
+
+def _missing_imports(code):
+    try:
+        names = find_imports(code)
+    except SyntaxError:
+        return []
+    missing = []
+    for name in names:
+        top = name.split(".")[0]
+        if top in sys.modules or top in missing:
+            continue
+        try:
+            if importlib.util.find_spec(top) is not None:
+                continue
+        except (ImportError, ValueError):
+            pass
+        missing.append(top)
+    return missing
+
+
+def plan(code, packages, import_map):
+    """What a call needs: [distribution packages for its imports, declared requirements (packages and
+    PEP 723), other missing imports by name]."""
+    importlib.invalidate_caches()
+    declared = [str(p) for p in packages] + script_dependencies(code)
+    distribution, guessed = [], []
+    for name in _missing_imports(code):
+        if name in import_map:
+            if import_map[name] not in distribution:
+                distribution.append(import_map[name])
+        else:
+            guessed.append(name)
+    return [distribution, declared, guessed]
+
+
+async def pip_install(requirements, index_urls):
+    """Installs with micropip; returns an error text, or "" on success."""
+    import micropip
+
+    micropip.set_index_urls(list(index_urls))
+    try:
+        await micropip.install(list(requirements), keep_going=True)
+    except Exception as error:
+        return f"Could not install {', '.join(requirements)}: {error}"
+    return ""
+
+
+def check_imports(code):
+    """Names the imports that are still missing after installing."""
+    importlib.invalidate_caches()
+    missing = _missing_imports(code)
+    if not missing:
+        return ""
+    return "No installed package provides " + ", ".join(repr(m) for m in missing) + "."
+
+
+def _user_traceback(error):
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != USER_FILE:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb))
+
+
+async def run(code, limit):
+    """Runs code in the session's namespace; the last expression's value is the result."""
+    try:
+        value = await eval_code_async(code, namespace, filename=USER_FILE)
+    except KeyboardInterrupt:
+        return {"outcome": "interrupted", "error": "KeyboardInterrupt"}
+    except SystemExit as error:
+        if error.code in (None, 0):
+            return {"outcome": "ok"}
+        return {"outcome": "error", "error": f"SystemExit: {error.code}"}
+    except BaseException as error:
+        return {"outcome": "error", "error": _user_traceback(error)}
+    if value is None:
+        return {"outcome": "ok"}
+    try:
+        text = repr(value)
+    except BaseException as error:
+        text = f"<repr failed: {type(error).__name__}: {error}>"
+    report = {"outcome": "ok", "result": text[:limit]}
+    if isinstance(value, (dict, list, tuple, str, int, float, bool)):
+        try:
+            encoded = json.dumps(value, allow_nan=False)
+            if len(encoded) <= limit:
+                report["resultJson"] = encoded
+        except (TypeError, ValueError, RecursionError):
+            pass
+    return report
+
+
+types.SimpleNamespace(plan=plan, pip_install=pip_install, check_imports=check_imports, run=run)
+`;

@@ -1,0 +1,265 @@
+/**
+ * The Python host: the program that runs inside the sandboxed `deno run` child and drives Pyodide.
+ *
+ * Security: Python reaches this whole JavaScript realm through `js`, so nothing here is a boundary; the
+ * boundary is the child process and its near-empty permissions. This code only keeps the protocol working.
+ *
+ * @module
+ */
+import type { FetchedMessage, InitMessage, RunMessage } from "./protocol.ts";
+
+/** Minimal view of the Pyodide API this host uses. */
+interface Pyodide {
+  runPython(code: string): unknown;
+  loadPackage(
+    names: string[],
+    options: { messageCallback: (m: string) => void; errorCallback: (m: string) => void },
+  ): Promise<unknown>;
+  setStdout(options: { write: (buffer: Uint8Array) => number }): void;
+  setStderr(options: { write: (buffer: Uint8Array) => number }): void;
+  setStdin(options: { stdin: () => string | null | undefined }): void;
+  setInterruptBuffer(buffer: Int32Array): void;
+  toPy(value: unknown): unknown;
+}
+
+/** The helper module's functions, as Pyodide proxies them to JavaScript. */
+interface Helper {
+  plan(code: string, packages: unknown, importMap: unknown): { toJs(): unknown };
+  check_imports(code: string): string;
+  pip_install(requirements: unknown, indexUrls: unknown): Promise<string>;
+  run(
+    code: string,
+    limit: number,
+  ): Promise<{ toJs(options: { dict_converter: typeof Object.fromEntries }): Record<string, unknown> }>;
+}
+
+/**
+ * Body of the host. It runs in the child, serialized with `toString()`, so it may use only globals.
+ */
+async function host(): Promise<void> {
+  const encoder = new TextEncoder();
+  const writeAll = (bytes: Uint8Array) => {
+    let offset = 0;
+    while (offset < bytes.length) offset += Deno.stdout.writeSync(bytes.subarray(offset));
+  };
+  const send = (message: unknown) => writeAll(encoder.encode(JSON.stringify(message) + "\n"));
+
+  // Capture of the current call's output, capped, counting what was dropped.
+  type Capture = { bytes: Uint8Array; length: number; total: number };
+  let limit = 65536;
+  const newCapture = (): Capture => ({ bytes: new Uint8Array(limit), length: 0, total: 0 });
+  let out = newCapture();
+  let err = newCapture();
+  let progress: ((message: string) => void) | null = null;
+  const capture = (target: "out" | "err", chunk: Uint8Array) => {
+    const c = target === "out" ? out : err;
+    c.total += chunk.length;
+    const take = Math.min(chunk.length, limit - c.length);
+    if (take > 0) {
+      c.bytes.set(chunk.subarray(0, take), c.length);
+      c.length += take;
+    }
+    return chunk.length;
+  };
+  const finish = (c: Capture) => {
+    let end = c.length;
+    // Do not cut a UTF-8 character in half.
+    if (c.total > c.length) {
+      let start = end;
+      while (start > 0 && end - start < 4 && ((c.bytes[start - 1] as number) & 0xc0) === 0x80) start--;
+      if (start > 0) {
+        const lead = c.bytes[start - 1] as number;
+        const width = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+        if (end - (start - 1) < width) end = start - 1;
+      }
+    }
+    let text = new TextDecoder().decode(c.bytes.subarray(0, end));
+    if (c.total > end) {
+      text += `\n[… output truncated: ${c.total - end} more bytes not shown (limit ${limit} bytes)]`;
+    }
+    return { text, truncated: c.total > end, totalBytes: c.total };
+  };
+
+  // Console output of this realm (Pyodide's loader, `js.console.log` from Python) must never reach
+  // stdout, which carries the protocol: it goes to the call's capture, or to progress while installing.
+  const sink = (target: "out" | "err") => (...args: unknown[]) => {
+    const line = args.map((a) => typeof a === "string" ? a : Deno.inspect(a)).join(" ");
+    if (progress) progress(line);
+    else capture(target, encoder.encode(line + "\n"));
+  };
+  console.log = console.info = console.debug = sink("out");
+  console.warn = console.error = sink("err");
+
+  // Incoming messages.
+  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
+  const pendingFetches = new Map<number, (reply: FetchedMessage) => void>();
+  const runs: RunMessage[] = [];
+  const wake: { runner: (() => void) | null; init: (() => void) | null } = { runner: null, init: null };
+  let init: InitMessage | null = null;
+  (async () => {
+    let buffer = "";
+    for await (const chunk of lines) {
+      buffer += chunk;
+      let newline;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const message = JSON.parse(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+        if (message.type === "init") {
+          init = message;
+          wake.init?.();
+        } else if (message.type === "run") {
+          runs.push(message);
+          wake.runner?.();
+        } else if (message.type === "fetched") {
+          pendingFetches.get(message.id)?.(message);
+          pendingFetches.delete(message.id);
+        }
+      }
+    }
+    // The server is gone: so is this process.
+    Deno.exit(0);
+  })();
+  if (!init) await new Promise<void>((resolve) => wake.init = resolve);
+  const config = init as unknown as InitMessage;
+  limit = config.outputLimitBytes;
+  out = newCapture();
+  err = newCapture();
+
+  // Package downloads go through the server, which fetches only from the configured sources and keeps a
+  // verified copy in a cache this process may read but not write.
+  const realFetch = globalThis.fetch;
+  let nextFetchId = 1;
+  globalThis.fetch = async (input: string | URL | Request, options?: RequestInit) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    if (!/^https?:/i.test(url)) return realFetch(input, options);
+    const id = nextFetchId++;
+    const accept = new Headers(options?.headers ?? (input instanceof Request ? input.headers : undefined))
+      .get("accept") ?? undefined;
+    const reply = await new Promise<FetchedMessage>((resolve) => {
+      pendingFetches.set(id, resolve);
+      send({ type: "fetch", id, url, accept });
+    });
+    if (reply.passthrough) return realFetch(input, options);
+    if (reply.error || !reply.path) throw new TypeError(reply.error ?? `could not fetch ${url}`);
+    return new Response(await Deno.readFile(reply.path), {
+      status: reply.status ?? 200,
+      headers: { "content-type": reply.contentType ?? "application/octet-stream" },
+    });
+  };
+
+  const started = performance.now();
+  const { loadPyodide } = await import(config.pyodideUrl);
+  const pyodide: Pyodide = await loadPyodide({
+    indexURL: config.indexURL,
+    lockFileContents: config.lockFileContents,
+    packageBaseUrl: config.packageBaseUrl,
+    // In Deno, Pyodide's loader reads and writes fetched wheels here; it is this process's own directory.
+    packageCacheDir: config.workDir,
+    stdout: () => {},
+    stderr: () => {},
+  });
+  pyodide.setStdout({ write: (buffer) => capture("out", buffer) });
+  pyodide.setStderr({ write: (buffer) => capture("err", buffer) });
+  // Python's stdin is empty: `input()` raises EOFError instead of reading the protocol stream.
+  pyodide.setStdin({ stdin: () => null });
+
+  // A worker thread turns SIGUSR1 from the server into a KeyboardInterrupt, even while Python is busy.
+  function interruptWorker() {
+    globalThis.addEventListener("message", (event) => {
+      const flag = new Int32Array((event as MessageEvent<SharedArrayBuffer>).data);
+      Deno.addSignalListener("SIGUSR1", () => Atomics.store(flag, 0, 2));
+    });
+  }
+  const interrupt = new Int32Array(new SharedArrayBuffer(4));
+  pyodide.setInterruptBuffer(interrupt);
+  if (Deno.build.os !== "windows") {
+    const worker = new Worker(
+      `data:application/javascript,${encodeURIComponent(`(${interruptWorker.toString()})()`)}`,
+      { type: "module" },
+    );
+    worker.postMessage(interrupt.buffer);
+  }
+
+  const helper = pyodide.runPython(config.helper) as Helper;
+  const lock = JSON.parse(config.lockFileContents) as {
+    packages: Record<string, { name: string; imports?: string[] }>;
+  };
+  const importMap: Record<string, string> = {};
+  for (const entry of Object.values(lock.packages)) {
+    for (const name of entry.imports ?? []) importMap[name] = entry.name;
+  }
+  const pyImportMap = pyodide.toPy(importMap);
+  send({ type: "ready", bootMs: Math.round(performance.now() - started) });
+
+  for (;;) {
+    if (runs.length === 0) await new Promise<void>((resolve) => wake.runner = resolve);
+    const run = runs.shift();
+    if (!run) continue;
+    out = newCapture();
+    err = newCapture();
+    const done = (fields: Record<string, unknown>) =>
+      send({ type: "done", callId: run.callId, stdout: finish(out), stderr: finish(err), ...fields });
+    // Install what the code needs; this phase has its own time limit on the server.
+    let installed: string[] = [];
+    try {
+      progress = (message) => send({ type: "progress", callId: run.callId, message });
+      const problems: string[] = [];
+      const callbacks = {
+        messageCallback: (m: string) => progress?.(m),
+        errorCallback: (m: string) => problems.push(m),
+      };
+      const pip = async (requirements: string[]) => {
+        progress?.(`Installing ${requirements.join(", ")}`);
+        await pyodide.loadPackage(["micropip"], callbacks);
+        const failure = await helper.pip_install(pyodide.toPy(requirements), pyodide.toPy(config.indexUrls));
+        if (failure) problems.push(failure);
+        else installed = installed.concat(requirements);
+      };
+      // First what the call names (packages, PEP 723) and the distribution packages its imports need;
+      // then, by import name, whatever import is still missing.
+      const plan = (packages: string[]) =>
+        helper.plan(run.code, pyodide.toPy(packages), pyImportMap).toJs() as [string[], string[], string[]];
+      const [distribution, declared] = plan(run.packages);
+      if (distribution.length) {
+        await pyodide.loadPackage(distribution, callbacks);
+        installed = installed.concat(distribution);
+      }
+      if (declared.length) await pip(declared);
+      if (!problems.length) {
+        const [moreDistribution, , guessed] = plan([]);
+        if (moreDistribution.length) {
+          await pyodide.loadPackage(moreDistribution, callbacks);
+          installed = installed.concat(moreDistribution);
+        }
+        if (guessed.length) await pip(guessed);
+      }
+      const missing = helper.check_imports(run.code);
+      if (missing) problems.push(missing);
+      if (problems.length) {
+        progress = null;
+        done({ outcome: "install_error", error: problems.join("\n"), installed });
+        continue;
+      }
+    } catch (error) {
+      progress = null;
+      done({ outcome: "install_error", error: String((error as Error)?.message ?? error), installed });
+      continue;
+    }
+    progress = null;
+    // Only the execution counts against the call's time limit.
+    Atomics.store(interrupt, 0, 0);
+    send({ type: "executing", callId: run.callId });
+    try {
+      const result = (await helper.run(run.code, limit)).toJs({ dict_converter: Object.fromEntries });
+      Atomics.store(interrupt, 0, 0);
+      done({ ...result, installed });
+    } catch (error) {
+      // An exception escaping the helper means the interpreter itself broke (e.g. os._exit).
+      send({ type: "fatal", error: String((error as Error)?.message ?? error) });
+      Deno.exit(70);
+    }
+  }
+}
+
+/** The host as a `data:` URL, ready to be the main module of `deno run`. */
+export const HOST_URL = `data:application/javascript,${encodeURIComponent(`(${host.toString()})();`)}`;

@@ -1,0 +1,252 @@
+/**
+ * The server's side of one Python host process: spawning it with almost no permissions, the message
+ * protocol, brokering its package downloads, interrupting and killing it.
+ *
+ * @module
+ */
+import { childEnv } from "../child_env.ts";
+import { killGroup, type ProcessGroups, watchMemory } from "../subprocess.ts";
+import type { PyodideRuntime } from "./distribution.ts";
+import { HELPER_SOURCE } from "./helper_py.ts";
+import { HOST_URL } from "./host.ts";
+import { NotAPackageUrl, type PackageBroker } from "./package_broker.ts";
+import { type HostMessage, parseHostMessage, type ServerMessage } from "./protocol.ts";
+
+/** What a host needs to start. */
+export interface HostOptions {
+  runtime: PyodideRuntime;
+  lockFileContents: string;
+  packageBaseUrl: string;
+  indexUrls: readonly string[];
+  broker: PackageBroker;
+  /** Deno network flags for user code (`--allow-net=…`), empty for none. */
+  netFlags: readonly string[];
+  memoryLimitMb: number;
+  outputLimitBytes: number;
+  denoDir: string;
+  /** An empty private directory to run in. */
+  workDir: string;
+  groups: ProcessGroups;
+  serverEnv: Readonly<Record<string, string | undefined>>;
+}
+
+/** The host's report of a finished call. */
+export type DoneMessage = Extract<HostMessage, { type: "done" }>;
+
+/** Why a host process ended. */
+export interface HostExit {
+  code: number | null;
+  signal: Deno.Signal | null;
+  memoryExceeded: boolean;
+  /** The end of what the host wrote to stderr, for diagnostics. */
+  stderrTail: string;
+}
+
+/** Thrown when the host process ends during a call or at start-up. */
+export class HostExited extends Error {
+  constructor(readonly exit: HostExit) {
+    super(`the Python process exited (${exit.signal ?? `code ${exit.code}`})`);
+    this.name = "HostExited";
+  }
+}
+
+/** Handlers for one call's events. */
+export interface CallHandlers {
+  onProgress?: (message: string) => void;
+  /** Installation finished; the code starts executing now. */
+  onExecuting?: () => void;
+}
+
+/** A running Python host. */
+export class HostProcess {
+  readonly exited: Promise<HostExit>;
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #calls = new Map<
+    number,
+    { handlers: CallHandlers; resolve: (m: DoneMessage) => void; reject: (e: Error) => void }
+  >();
+  #ready: Promise<number>;
+  #stopped = false;
+  #exit: HostExit | null = null;
+
+  private constructor(readonly options: HostOptions) {
+    const { runtime, broker, netFlags, workDir } = options;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-config",
+        "--no-lock",
+        "--no-prompt",
+        "--quiet",
+        // Security: the whole sandbox of Python. Read its runtime and the shared package cache; read and
+        // write only its own private directory (Pyodide's loader keeps fetched wheels there), which no
+        // other session sees and which is removed with the process; no env, run, ffi or sys; network
+        // only when the operator granted it.
+        `--allow-read=${runtime.dir},${broker.cacheDir},${workDir}`,
+        `--allow-write=${workDir}`,
+        ...netFlags,
+        HOST_URL,
+      ],
+      env: childEnv(options.serverEnv, { denoDir: options.denoDir, workDir }),
+      clearEnv: true,
+      cwd: workDir,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+    this.#child = child;
+    const pid = child.pid;
+    options.groups.add(pid);
+    this.#writer = child.stdin.getWriter();
+    let memoryExceeded = false;
+    const watchdog = watchMemory(pid, options.memoryLimitMb * 1024 * 1024, () => memoryExceeded = true);
+    const stderrTail = this.#collectStderr();
+    let readyResolve: (bootMs: number) => void = () => {};
+    this.#ready = new Promise((resolve) => readyResolve = resolve);
+    const reading = this.#readMessages(readyResolve);
+    this.exited = (async () => {
+      const status = await child.status;
+      watchdog.stop();
+      killGroup(pid, "SIGKILL");
+      options.groups.delete(pid);
+      await reading.catch(() => {});
+      return {
+        code: status.signal ? null : status.code,
+        signal: status.signal,
+        memoryExceeded,
+        stderrTail: await stderrTail,
+      };
+    })();
+    // Calls still waiting learn that the process is gone.
+    this.exited.then((exit) => {
+      this.#exit = exit;
+      for (const call of this.#calls.values()) call.reject(new HostExited(exit));
+    });
+  }
+
+  /** Spawns a host and waits until Pyodide has booted; returns its boot time too. */
+  static async start(options: HostOptions): Promise<{ host: HostProcess; bootMs: number }> {
+    const host = new HostProcess(options);
+    host.#send({
+      type: "init",
+      pyodideUrl: options.runtime.moduleUrl,
+      indexURL: options.runtime.dir,
+      lockFileContents: options.lockFileContents,
+      packageBaseUrl: options.packageBaseUrl,
+      workDir: options.workDir,
+      indexUrls: [...options.indexUrls],
+      helper: HELPER_SOURCE,
+      outputLimitBytes: options.outputLimitBytes,
+    });
+    const bootMs = await Promise.race([
+      host.#ready,
+      host.exited.then((exit) => Promise.reject(new HostExited(exit))),
+    ]);
+    return { host, bootMs };
+  }
+
+  /** The host's process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Runs a call; rejects with {@linkcode HostExited} if the process dies first. */
+  run(
+    call: { callId: number; code: string; packages: readonly string[] },
+    handlers: CallHandlers = {},
+  ): Promise<DoneMessage> {
+    return new Promise<DoneMessage>((resolve, reject) => {
+      if (this.#exit) return reject(new HostExited(this.#exit));
+      this.#calls.set(call.callId, { handlers, resolve, reject });
+      this.#send({ type: "run", callId: call.callId, code: call.code, packages: [...call.packages] });
+    }).finally(() => this.#calls.delete(call.callId));
+  }
+
+  /** Asks Python to raise KeyboardInterrupt (SIGUSR1 to the host's interrupt thread). */
+  interrupt(): void {
+    try {
+      if (Deno.build.os !== "windows") Deno.kill(this.#child.pid, "SIGUSR1");
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** Kills the host's whole process group. */
+  kill(): void {
+    this.#stopped = true;
+    killGroup(this.#child.pid, "SIGKILL");
+  }
+
+  /** Whether {@linkcode kill} was called. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  #send(message: ServerMessage): void {
+    this.#writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n")).catch(() => {});
+  }
+
+  async #readMessages(onReady: (bootMs: number) => void): Promise<void> {
+    let buffer = "";
+    for await (const chunk of this.#child.stdout.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      let newline;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const message = parseHostMessage(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+        if (message) this.#handle(message, onReady);
+      }
+      // Security: a host that floods stdout without newlines must not grow server memory without end.
+      if (buffer.length > 16 * 1024 * 1024) this.kill();
+    }
+  }
+
+  #handle(message: HostMessage, onReady: (bootMs: number) => void): void {
+    switch (message.type) {
+      case "ready":
+        onReady(message.bootMs);
+        break;
+      case "fetch":
+        this.#broker(message.id, message.url, message.accept);
+        break;
+      case "progress":
+        this.#calls.get(message.callId)?.handlers.onProgress?.(message.message);
+        break;
+      case "executing":
+        this.#calls.get(message.callId)?.handlers.onExecuting?.();
+        break;
+      case "done":
+        this.#calls.get(message.callId)?.resolve(message);
+        break;
+      case "fatal":
+        this.kill();
+        break;
+    }
+  }
+
+  async #broker(id: number, url: string, accept: string | undefined): Promise<void> {
+    const progress = (text: string) => {
+      for (const call of this.#calls.values()) call.handlers.onProgress?.(text);
+    };
+    try {
+      const response = await this.options.broker.fetch(url, { accept, onProgress: progress });
+      this.#send({ type: "fetched", id, ...response });
+    } catch (error) {
+      if (error instanceof NotAPackageUrl) {
+        this.#send({ type: "fetched", id, passthrough: true });
+      } else {
+        this.#send({ type: "fetched", id, error: `${url}: ${(error as Error).message}` });
+      }
+    }
+  }
+
+  async #collectStderr(): Promise<string> {
+    let tail = "";
+    for await (const chunk of this.#child.stderr.pipeThrough(new TextDecoderStream())) {
+      tail = (tail + chunk).slice(-4096);
+    }
+    return tail;
+  }
+}

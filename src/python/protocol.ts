@@ -1,0 +1,94 @@
+/**
+ * Messages between the server and its Python host process: one JSON object per line, server → host on the
+ * host's stdin, host → server on the host's stdout.
+ *
+ * Security: the host runs untrusted Python that can write to the host's stdout, so every message from the
+ * host is validated here and treated as a claim about its own session only.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** Sent once, first: how to boot Pyodide. */
+export interface InitMessage {
+  type: "init";
+  /** File URL of `pyodide.mjs`. */
+  pyodideUrl: string;
+  /** Directory of the Pyodide runtime files (`pyodide.asm.wasm`, stdlib), with a trailing slash. */
+  indexURL: string;
+  /** The lock file of the Pyodide distribution in use. */
+  lockFileContents: string;
+  /** Base URL Pyodide's loader fetches distribution packages from. */
+  packageBaseUrl: string;
+  /** The host's private directory, where Pyodide's loader keeps the wheels it fetched. */
+  workDir: string;
+  /** PEP 503/691 indexes micropip resolves other packages from. */
+  indexUrls: string[];
+  /** Python source of the helper module. */
+  helper: string;
+  outputLimitBytes: number;
+}
+
+/** Runs one call: install what it needs, then execute it. */
+export interface RunMessage {
+  type: "run";
+  callId: number;
+  code: string;
+  packages: string[];
+}
+
+/** The server's answer to a host's `fetch` request. */
+export interface FetchedMessage {
+  type: "fetched";
+  id: number;
+  /** A file in the read-only package cache holding the body. */
+  path?: string;
+  status?: number;
+  contentType?: string;
+  error?: string;
+  /** Not a package download: the host uses its own network (and permissions) for it. */
+  passthrough?: boolean;
+}
+
+/** Every message the server sends. */
+export type ServerMessage = InitMessage | RunMessage | FetchedMessage;
+
+const captured = z.object({ text: z.string(), truncated: z.boolean(), totalBytes: z.number() });
+
+/** Every message a host may send. */
+export const hostMessageSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ready"), bootMs: z.number() }),
+  z.object({
+    type: z.literal("fetch"),
+    id: z.number().int(),
+    url: z.string(),
+    accept: z.string().optional(),
+  }),
+  z.object({ type: z.literal("progress"), callId: z.number().int(), message: z.string() }),
+  z.object({ type: z.literal("executing"), callId: z.number().int() }),
+  z.object({
+    type: z.literal("done"),
+    callId: z.number().int(),
+    outcome: z.enum(["ok", "error", "interrupted", "install_error"]),
+    stdout: captured,
+    stderr: captured,
+    result: z.string().optional(),
+    resultJson: z.unknown().optional(),
+    error: z.string().optional(),
+    installed: z.array(z.string()).optional(),
+  }),
+  z.object({ type: z.literal("fatal"), error: z.string() }),
+]);
+
+/** A validated message from a host. */
+export type HostMessage = z.infer<typeof hostMessageSchema>;
+
+/** Parses one line from a host; `null` for anything that is not a valid message. */
+export function parseHostMessage(line: string): HostMessage | null {
+  try {
+    const parsed = hostMessageSchema.safeParse(JSON.parse(line));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
