@@ -10,7 +10,8 @@ import { describePermissions } from "../src/permissions.ts";
 import { serveStdio } from "../src/stdio.ts";
 import { VERSION } from "../src/version.ts";
 
-const HELP = `code-runner-mcp ${VERSION} — an MCP server that runs JavaScript/TypeScript in a Deno sandbox.
+const HELP =
+  `code-runner-mcp ${VERSION} — an MCP server that runs JavaScript/TypeScript and Python in a sandbox.
 
 Usage: deno run -A jsr:@mcpc/code-runner-mcp/bin [--help | --version]
 
@@ -48,11 +49,12 @@ async function main(args: string[]): Promise<number> {
   if (Deno.stdin.isTerminal()) {
     console.error(
       [
-        `code-runner-mcp ${VERSION}: an MCP server speaking JSON-RPC on stdin/stdout.`,
+        `code-runner-mcp ${VERSION}: an MCP server speaking JSON-RPC on stdin/stdout ` +
+        "(tools: run_javascript, run_python).",
         `  permissions for runs: ${describePermissions(config.permissions)}`,
         `  limits: timeout ${config.timeoutMs} ms (max ${config.maxTimeoutMs}), memory ` +
         `${config.memoryLimitMb} MiB, output ${config.outputLimitBytes} bytes/stream, ` +
-        `${config.maxConcurrency} runs at once`,
+        `${config.maxConcurrency} runs at once; Python memory ${config.pythonMemoryLimitMb} MiB`,
         "It is meant to be started by an MCP client, e.g. in claude_desktop_config.json:",
         '  "code-runner": { "command": "deno", "args": ["run", "-A", "jsr:@mcpc/code-runner-mcp/bin"] }',
         "To try it by hand: npx @modelcontextprotocol/inspector deno run -A jsr:@mcpc/code-runner-mcp/bin",

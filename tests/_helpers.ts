@@ -159,6 +159,17 @@ export function childPids(pid: number): number[] {
   return children;
 }
 
+/** Pids of the JavaScript runs (launcher processes) the server `pid` has running (Linux). */
+export function jsRunPids(pid: number): number[] {
+  return childPids(pid).filter((child) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${child}/cmdline`).includes("function%20launch");
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Live processes whose command line contains `marker` (Linux). */
 export function processesWith(marker: string): number[] {
   const found: number[] = [];

@@ -201,16 +201,18 @@ async function host(): Promise<void> {
       send({ type: "done", callId: run.callId, stdout: finish(out), stderr: finish(err), ...fields });
     // Install what the code needs; this phase has its own time limit on the server.
     let installed: string[] = [];
+    const problems: string[] = [];
     try {
       progress = (message) => send({ type: "progress", callId: run.callId, message });
-      const problems: string[] = [];
       const callbacks = {
         messageCallback: (m: string) => progress?.(m),
         errorCallback: (m: string) => problems.push(m),
       };
       const pip = async (requirements: string[]) => {
         progress?.(`Installing ${requirements.join(", ")}`);
+        const before = problems.length;
         await pyodide.loadPackage(["micropip"], callbacks);
+        if (problems.length > before) return;
         const failure = await helper.pip_install(pyodide.toPy(requirements), pyodide.toPy(config.indexUrls));
         if (failure) problems.push(failure);
         else installed = installed.concat(requirements);
@@ -242,7 +244,8 @@ async function host(): Promise<void> {
       }
     } catch (error) {
       progress = null;
-      done({ outcome: "install_error", error: String((error as Error)?.message ?? error), installed });
+      problems.push(String((error as Error)?.message ?? error));
+      done({ outcome: "install_error", error: problems.join("\n"), installed });
       continue;
     }
     progress = null;

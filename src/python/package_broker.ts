@@ -87,7 +87,8 @@ export class PackageBroker {
       throw new NotAPackageUrl(`not an http(s) URL: ${url}`);
     }
     const { pyodideBaseUrl, indexUrls } = this.options.sources;
-    const noFragment = url.split("#")[0] as string;
+    // Security: compare the normalized URL, so `…/simple/../elsewhere` cannot pass as under a source.
+    const noFragment = parsed.href.split("#")[0] as string;
     if (noFragment.startsWith(pyodideBaseUrl) && noFragment.length > pyodideBaseUrl.length) {
       const name = decodeURIComponent(noFragment.slice(pyodideBaseUrl.length));
       const sha256 = this.options.distributionHashes.get(name);

@@ -279,7 +279,9 @@ function fromExit(
   if (why === "cancelled") {
     return failure("cancelled", `Cancelled by the client. ${STATE_LOST}`, { ...base, cancelled: true });
   }
-  const detail = exit.stderrTail.trim().split("\n").slice(-3).join(" | ");
+  // The first line the host printed that is not a stack frame says what broke, without internals.
+  const detail = exit.stderrTail.split("\n").map((line) => line.trim())
+    .find((line) => line && !line.startsWith("at ")) ?? "";
   return failure(
     "crashed",
     `The Python process ended unexpectedly (${exit.signal ?? `exit code ${exit.code}`})${

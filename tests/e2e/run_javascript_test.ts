@@ -2,7 +2,7 @@
  * run_javascript end to end: the real bin over stdio, an SDK client, one server for the whole file.
  */
 import assert from "node:assert/strict";
-import { childPids, eventually, processesWith, startServer } from "../_helpers.ts";
+import { eventually, jsRunPids, processesWith, startServer } from "../_helpers.ts";
 
 Deno.test("run_javascript through a real MCP client", async (t) => {
   const server = await startServer({
@@ -181,10 +181,10 @@ Deno.test("run_javascript through a real MCP client", async (t) => {
       const call = server.js("setInterval(() => {}, 1000); console.log('started');", {
         signal: controller.signal,
       });
-      assert.ok(await eventually(() => childPids(server.pid).length > 0), "the run started");
+      assert.ok(await eventually(() => jsRunPids(server.pid).length > 0), "the run started");
       controller.abort();
       await assert.rejects(call);
-      assert.ok(await eventually(() => childPids(server.pid).length === 0), "the run's process is gone");
+      assert.ok(await eventually(() => jsRunPids(server.pid).length === 0), "the run's process is gone");
       await server.assertAlive();
     });
   } finally {

@@ -192,6 +192,17 @@ Deno.test("run_python through a real MCP client", async (t) => {
       assert.ok(mirror.requests.includes("/pyodide/six-1.17.0-py2.py3-none-any.whl"));
     });
 
+    await t.step("a wheel whose sha256 does not match its index is refused and never cached", async () => {
+      mirror.corrupt = true;
+      try {
+        const { result, isError } = await s.py("import humanize");
+        assert.equal(isError, true);
+        assert.match(result.message ?? "", /sha256/);
+      } finally {
+        mirror.corrupt = false;
+      }
+    });
+
     await t.step("an import is installed from the index automatically, with progress", async () => {
       const messages: string[] = [];
       const { result, text } = await s.py("import humanize\nhumanize.intcomma(1234567)", {
