@@ -10,10 +10,16 @@ import type { Config } from "./config.ts";
 import {
   DEFAULT_PYODIDE_PACKAGES_URL,
   distributionHashes,
-  loadLockfile,
+  locateLockfile,
+  type LockfileRef,
+  PYODIDE_VERSION,
   pyodideRuntime,
 } from "./python/distribution.ts";
-import { HostProcess } from "./python/host_process.ts";
+import { HELPER_SOURCE } from "./python/helper_py.ts";
+import { HOST_URL } from "./python/host.ts";
+import { type HostOptions, HostProcess } from "./python/host_process.ts";
+import { snapshotKey, SnapshotStore } from "./python/snapshot.ts";
+import { log } from "./log.ts";
 import { PackageBroker } from "./python/package_broker.ts";
 import { PythonSession } from "./python/session.ts";
 import { JavaScriptRunner } from "./javascript/runner.ts";
@@ -56,6 +62,7 @@ export async function createApp(
     limiter: new ConcurrencyLimiter(config.maxConcurrency),
     serverEnv,
   });
+  javascript.warm();
   const python = createPythonSession(config, { denoDir, runsRoot, groups, serverEnv });
   python.warm();
   const server = createServer({ config, javascript, python });
@@ -67,7 +74,7 @@ export async function createApp(
     denoDir,
     close() {
       closing ??= (async () => {
-        await python.close();
+        await Promise.all([python.close(), javascript.close()]);
         groups.killAll();
         await server.close().catch(() => {});
         await Deno.remove(runsRoot, { recursive: true }).catch(() => {});
@@ -89,53 +96,102 @@ interface PythonContext {
 export function createPythonSession(config: Config, context: PythonContext): PythonSession {
   const runtime = pyodideRuntime();
   const packageBaseUrl = config.pyodidePackagesUrl ?? DEFAULT_PYODIDE_PACKAGES_URL;
-  const hashes = new Map<string, string>();
-  const broker = new PackageBroker({
+  let hashes: Promise<Map<string, string>> | undefined;
+  const broker: PackageBroker = new PackageBroker({
     cacheDir: config.packageCacheDir ?? join(context.denoDir, "code-runner-mcp", "packages"),
     sources: { pyodideBaseUrl: packageBaseUrl, indexUrls: config.pypiIndexUrls },
-    distributionHashes: hashes,
+    distributionHashes: async (): Promise<Map<string, string>> =>
+      await (hashes ??= distributionHashes((await lockfile()).path)),
   });
-  let lock: Promise<string> | undefined;
-  const lockText = () =>
-    lock ??= (async () => {
+  let lock: Promise<LockfileRef> | undefined;
+  const lockfile = (): Promise<LockfileRef> =>
+    lock ??= (async (): Promise<LockfileRef> => {
       await Deno.mkdir(broker.cacheDir, { recursive: true });
-      const { text, lock } = await loadLockfile(packageBaseUrl, runtime, async (url) => {
+      return await locateLockfile(packageBaseUrl, runtime, async (url) => {
         const response = await broker.fetch(url);
         if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
-        return await Deno.readTextFile(response.path);
+        return response.path;
       });
-      for (const [name, sha256] of distributionHashes(lock)) hashes.set(name, sha256);
-      return text;
     })();
   const { grants } = config.permissions;
   const netFlags = config.permissions.flags.filter((flag) => /^--(allow|deny)-net\b/.test(flag));
   if (grants.net === "all" && !netFlags.includes("--allow-net")) netFlags.push("--allow-net");
+  const hostOptions = async (
+    workDir: string,
+    snapshot?: { path: string; sha256: string },
+  ): Promise<HostOptions> => ({
+    runtime,
+    lockFilePath: (await lockfile()).path,
+    packageBaseUrl,
+    indexUrls: config.pypiIndexUrls,
+    broker,
+    netFlags,
+    memoryLimitMb: config.pythonMemoryLimitMb,
+    outputLimitBytes: config.outputLimitBytes,
+    denoDir: context.denoDir,
+    workDir,
+    groups: context.groups,
+    serverEnv: context.serverEnv,
+    ...(snapshot ? { snapshot } : {}),
+  });
+  const inWorkDir = async <T>(use: (workDir: string) => Promise<T>): Promise<T> => {
+    const workDir = await Deno.makeTempDir({ dir: context.runsRoot, prefix: "py-" });
+    return await use(workDir).catch(async (error) => {
+      await Deno.remove(workDir, { recursive: true }).catch(() => {});
+      throw error;
+    });
+  };
+  let store: Promise<SnapshotStore> | undefined;
+  const snapshots = () =>
+    store ??= (async () =>
+      new SnapshotStore(
+        join(broker.cacheDir, "snapshots"),
+        await snapshotKey([
+          PYODIDE_VERSION,
+          Deno.version.deno,
+          HOST_URL,
+          HELPER_SOURCE,
+          (await lockfile()).sha256,
+        ]),
+      ))();
+  // Built at most once per server; a snapshot that is missing, stale or corrupt is rebuilt.
+  let building: Promise<{ path: string; sha256: string } | null> | undefined;
+  const snapshot = async (): Promise<{ path: string; sha256: string } | null> => {
+    const slot = await snapshots();
+    const ready = await slot.find();
+    if (ready) return ready;
+    building ??= inWorkDir(async (workDir) => {
+      try {
+        return await slot.adopt(await HostProcess.buildSnapshot(await hostOptions(workDir)));
+      } finally {
+        await Deno.remove(workDir, { recursive: true }).catch(() => {});
+      }
+    }).catch((error) => {
+      log("warning", `could not build a Python snapshot, booting without one: ${(error as Error).message}`);
+      return null;
+    }).finally(() => building = undefined);
+    return await building;
+  };
+  const boot = (snapshot: { path: string; sha256: string } | null) =>
+    inWorkDir(async (workDir) => {
+      const { host } = await HostProcess.start(await hostOptions(workDir, snapshot ?? undefined));
+      host.exited.finally(() => Deno.remove(workDir, { recursive: true }).catch(() => {}));
+      return host;
+    });
   return new PythonSession({
     installTimeoutMs: config.installTimeoutMs,
     memoryLimitMb: config.pythonMemoryLimitMb,
     maxTimeoutMs: config.maxTimeoutMs,
     startHost: async () => {
-      const workDir = await Deno.makeTempDir({ dir: context.runsRoot, prefix: "py-" });
+      const found = await snapshot();
+      if (!found) return await boot(null);
       try {
-        const { host } = await HostProcess.start({
-          runtime,
-          lockFileContents: await lockText(),
-          packageBaseUrl,
-          indexUrls: config.pypiIndexUrls,
-          broker,
-          netFlags,
-          memoryLimitMb: config.pythonMemoryLimitMb,
-          outputLimitBytes: config.outputLimitBytes,
-          denoDir: context.denoDir,
-          workDir,
-          groups: context.groups,
-          serverEnv: context.serverEnv,
-        });
-        host.exited.finally(() => Deno.remove(workDir, { recursive: true }).catch(() => {}));
-        return host;
+        return await boot(found);
       } catch (error) {
-        await Deno.remove(workDir, { recursive: true }).catch(() => {});
-        throw error;
+        // A corrupt snapshot, or one that does not boot, is thrown away; boot without it this time.
+        log("warning", `the Python snapshot did not boot (${(error as Error).message}); it will be rebuilt`);
+        await (await snapshots()).discard();
+        return await boot(null);
       }
     },
   });
@@ -144,6 +200,10 @@ export function createPythonSession(config: Config, context: PythonContext): Pyt
 /** Deno's cache directory as the running Deno sees it, so runs share the server's downloads. */
 async function resolveDenoDir(env: Readonly<Record<string, string | undefined>>): Promise<string> {
   if (env.DENO_DIR) return await Deno.realPath(env.DENO_DIR).catch(() => env.DENO_DIR as string);
+  // The npm package Pyodide came from sits in `<DENO_DIR>/npm/<registry>/pyodide/<version>/`; reading
+  // that saves starting `deno info` on every start.
+  const fromPyodide = pyodideRuntime().dir.match(/^(.*)\/npm\/[^/]+\/pyodide\/[^/]+\/$/)?.[1];
+  if (fromPyodide) return fromPyodide;
   const { stdout, success } = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json"],
     stdout: "piped",

@@ -170,6 +170,18 @@ export function jsRunPids(pid: number): number[] {
   });
 }
 
+/** The JavaScript runs of server `pid` that are busy on a CPU (idle pool launchers are asleep). */
+export function busyJsRunPids(pid: number): number[] {
+  return jsRunPids(pid).filter((child) => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${child}/stat`);
+      return stat.slice(stat.lastIndexOf(")") + 2).startsWith("R");
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Live processes whose command line contains `marker` (Linux). */
 export function processesWith(marker: string): number[] {
   const found: number[] = [];

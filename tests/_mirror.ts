@@ -16,6 +16,8 @@ export interface Mirror {
   requests: string[];
   /** Serve garbage instead of wheels (tests of hash verification). */
   corrupt: boolean;
+  /** Delay before each wheel is served, in milliseconds. */
+  delayMs: number;
   stop(): Promise<void>;
 }
 
@@ -38,13 +40,15 @@ export async function startMirror(): Promise<Mirror> {
     indexUrl: "",
     requests: [],
     corrupt: false,
+    delayMs: 0,
     stop: async () => {},
   };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
     const base = new URL(request.url).origin;
     const path = new URL(request.url).pathname;
     mirror.requests.push(path);
-    const wheelResponse = (name: string) => {
+    const wheelResponse = async (name: string) => {
+      await new Promise((resolve) => setTimeout(resolve, mirror.delayMs));
       const found = wheels.get(decodeURIComponent(name));
       if (!found) return new Response("not found", { status: 404 });
       return new Response(mirror.corrupt ? "garbage" : found.bytes as Uint8Array<ArrayBuffer>);

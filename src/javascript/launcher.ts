@@ -15,6 +15,12 @@ export const USER_MODULE = "main.ts";
  * Body of the launcher. It runs in the child, serialized with `toString()`, so it may use only globals.
  */
 async function launch(userModule: string): Promise<void> {
+  // The server starts launchers before there is code; closing stdin says the code is in place.
+  for await (const _ of Deno.stdin.readable) {
+    // Nothing is sent; the loop ends at EOF.
+  }
+  // Once the event loop is empty, exit at once (keeping Deno.exitCode) instead of tearing V8 down.
+  globalThis.addEventListener("unload", () => Deno.exit());
   const url = new URL("file:///");
   url.pathname = `${Deno.cwd()}/${userModule}`;
   try {

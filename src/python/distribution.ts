@@ -35,33 +35,48 @@ export interface Lockfile {
   packages: Record<string, { name: string; file_name: string; sha256: string; imports?: string[] }>;
 }
 
-/**
- * Reads the lock file for `packagesUrl`: the npm package's own for Pyodide's CDN, else the mirror's
- * `pyodide-lock.json`, fetched through `fetchText` (which caches) so a restart works offline.
- */
-export async function loadLockfile(
-  packagesUrl: string,
-  runtime: PyodideRuntime,
-  fetchText: (url: string) => Promise<string>,
-): Promise<{ text: string; lock: Lockfile }> {
-  const local = await Deno.readTextFile(`${runtime.dir}pyodide-lock.json`);
-  if (packagesUrl === DEFAULT_PYODIDE_PACKAGES_URL) return { text: local, lock: JSON.parse(local) };
-  try {
-    const text = await fetchText(`${packagesUrl}pyodide-lock.json`);
-    const lock = JSON.parse(text) as Lockfile;
-    if (!lock.packages) throw new Error("it has no packages");
-    return { text, lock };
-  } catch (error) {
-    log(
-      "warning",
-      `could not read ${packagesUrl}pyodide-lock.json (${(error as Error).message}); using the lock file ` +
-        `of Pyodide ${PYODIDE_VERSION}, whose hashes a mirror must match`,
-    );
-    return { text: local, lock: JSON.parse(local) };
-  }
+/** Where the lock file in force is, and its sha256. */
+export interface LockfileRef {
+  path: string;
+  sha256: string;
 }
 
-/** sha256 of each distribution file, by file name. */
-export function distributionHashes(lock: Lockfile): Map<string, string> {
+/**
+ * Finds the lock file for `packagesUrl`: the npm package's own for Pyodide's CDN, else the mirror's
+ * `pyodide-lock.json`, fetched through `fetchFile` (which caches, so a restart works offline) and checked
+ * to be a lock file. Only its path travels on: the host reads it, the server parses it when it must.
+ */
+export async function locateLockfile(
+  packagesUrl: string,
+  runtime: PyodideRuntime,
+  fetchFile: (url: string) => Promise<string>,
+): Promise<LockfileRef> {
+  const local = `${runtime.dir}pyodide-lock.json`;
+  let path = local;
+  if (packagesUrl !== DEFAULT_PYODIDE_PACKAGES_URL) {
+    try {
+      path = await fetchFile(`${packagesUrl}pyodide-lock.json`);
+      const lock = JSON.parse(await Deno.readTextFile(path)) as Partial<Lockfile>;
+      if (!lock.packages) throw new Error("it has no packages");
+    } catch (error) {
+      log(
+        "warning",
+        `could not read ${packagesUrl}pyodide-lock.json (${(error as Error).message}); using the lock file ` +
+          `of Pyodide ${PYODIDE_VERSION}, whose hashes a mirror must match`,
+      );
+      path = local;
+    }
+  }
+  return { path, sha256: await sha256File(path) };
+}
+
+/** sha256 of each distribution file, by file name, from a lock file. */
+export async function distributionHashes(path: string): Promise<Map<string, string>> {
+  const lock = JSON.parse(await Deno.readTextFile(path)) as Lockfile;
   return new Map(Object.values(lock.packages).map((entry) => [entry.file_name, entry.sha256]));
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+  return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
 }

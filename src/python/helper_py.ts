@@ -8,7 +8,10 @@
 /** The file name user code runs as, shown in tracebacks. */
 export const USER_FILENAME = "<code>";
 
-/** The helper; evaluating it returns a namespace object with `plan`, `pip_install`, `check_imports`, `run`. */
+/**
+ * The helper; evaluating it registers and returns a namespace object with `plan`, `pip_install`,
+ * `check_imports` and `run`.
+ */
 export const HELPER_SOURCE = String.raw`
 import importlib
 import importlib.util
@@ -18,7 +21,10 @@ import sys
 import traceback
 import types
 
-from pyodide.code import eval_code_async, find_imports
+from ast import PyCF_ALLOW_TOP_LEVEL_AWAIT
+from inspect import CO_COROUTINE
+
+from pyodide.code import CodeRunner, find_imports
 
 USER_FILE = "${USER_FILENAME}"
 namespace = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -59,7 +65,6 @@ def _missing_imports(code):
 def plan(code, packages, import_map):
     """What a call needs: [distribution packages for its imports, declared requirements (packages and
     PEP 723), other missing imports by name]."""
-    importlib.invalidate_caches()
     declared = [str(p) for p in packages] + script_dependencies(code)
     distribution, guessed = [], []
     for name in _missing_imports(code):
@@ -99,18 +104,17 @@ def _user_traceback(error):
     return "".join(traceback.format_exception(type(error), error, tb))
 
 
-async def run(code, limit):
-    """Runs code in the session's namespace; the last expression's value is the result."""
-    try:
-        value = await eval_code_async(code, namespace, filename=USER_FILE)
-    except KeyboardInterrupt:
+def _report_error(error):
+    if isinstance(error, KeyboardInterrupt):
         return {"outcome": "interrupted", "error": "KeyboardInterrupt"}
-    except SystemExit as error:
+    if isinstance(error, SystemExit):
         if error.code in (None, 0):
             return {"outcome": "ok"}
         return {"outcome": "error", "error": f"SystemExit: {error.code}"}
-    except BaseException as error:
-        return {"outcome": "error", "error": _user_traceback(error)}
+    return {"outcome": "error", "error": _user_traceback(error)}
+
+
+def _report_value(value, limit):
     if value is None:
         return {"outcome": "ok"}
     try:
@@ -128,5 +132,33 @@ async def run(code, limit):
     return report
 
 
-types.SimpleNamespace(plan=plan, pip_install=pip_install, check_imports=check_imports, run=run)
+async def _run_async(runner, limit):
+    try:
+        value = await runner.run_async(namespace)
+    except BaseException as error:
+        return _report_error(error)
+    return _report_value(value, limit)
+
+
+def run(code, limit):
+    """Runs code in the session's namespace; the last expression's value is the result. Code without
+    top-level await runs synchronously; other code returns a coroutine for the host to await."""
+    try:
+        runner = CodeRunner(code, filename=USER_FILE, flags=PyCF_ALLOW_TOP_LEVEL_AWAIT).compile()
+    except BaseException as error:
+        return _report_error(error)
+    if runner.code.co_flags & CO_COROUTINE:
+        return _run_async(runner, limit)
+    try:
+        value = runner.run(namespace)
+    except BaseException as error:
+        return _report_error(error)
+    return _report_value(value, limit)
+
+
+# Kept in sys.modules so a session restored from a memory snapshot finds it without running this again.
+sys.modules["_code_runner_helper"] = types.SimpleNamespace(
+    plan=plan, pip_install=pip_install, check_imports=check_imports, run=run
+)
+sys.modules["_code_runner_helper"]
 `;

@@ -19,6 +19,7 @@ interface Pyodide {
   setStderr(options: { write: (buffer: Uint8Array) => number }): void;
   setStdin(options: { stdin: () => string | null | undefined }): void;
   setInterruptBuffer(buffer: Int32Array): void;
+  makeMemorySnapshot(): Uint8Array;
   toPy(value: unknown): unknown;
 }
 
@@ -27,10 +28,18 @@ interface Helper {
   plan(code: string, packages: unknown, importMap: unknown): { toJs(): unknown };
   check_imports(code: string): string;
   pip_install(requirements: unknown, indexUrls: unknown): Promise<string>;
-  run(
-    code: string,
-    limit: number,
-  ): Promise<{ toJs(options: { dict_converter: typeof Object.fromEntries }): Record<string, unknown> }>;
+  run(code: string, limit: number): PyReport | PyCoroutine;
+}
+
+/** A Python dict proxy holding a call's report. */
+interface PyReport {
+  type: string;
+  toJs(options: { dict_converter: typeof Object.fromEntries }): Record<string, unknown>;
+}
+
+/** A Python coroutine proxy; awaiting it gives a report. */
+interface PyCoroutine extends PromiseLike<PyReport> {
+  type: "coroutine";
 }
 
 /**
@@ -147,17 +156,52 @@ async function host(): Promise<void> {
     });
   };
 
+  // The snapshot is checked here, where it is read anyway, against the hash the server recorded.
+  async function verifiedSnapshot(path: string, sha256: string | undefined): Promise<Uint8Array> {
+    const bytes = await Deno.readFile(path);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+    if (hex !== sha256) {
+      send({ type: "fatal", error: `snapshot ${path} does not match its sha256; not using it` });
+      Deno.exit(75);
+    }
+    return bytes;
+  }
+
   const started = performance.now();
+  const lockText = await Deno.readTextFile(config.lockFilePath);
   const { loadPyodide } = await import(config.pyodideUrl);
   const pyodide: Pyodide = await loadPyodide({
     indexURL: config.indexURL,
-    lockFileContents: config.lockFileContents,
+    lockFileContents: lockText,
     packageBaseUrl: config.packageBaseUrl,
     // In Deno, Pyodide's loader reads and writes fetched wheels here; it is this process's own directory.
     packageCacheDir: config.workDir,
     stdout: () => {},
     stderr: () => {},
+    // Private Pyodide options (the version is pinned): boot from a memory snapshot of a booted
+    // interpreter, or make one.
+    ...(config.snapshotPath
+      ? { _loadSnapshot: await verifiedSnapshot(config.snapshotPath, config.snapshotSha256) }
+      : {}),
+    ...(config.makeSnapshot ? { _makeSnapshot: true } : {}),
   });
+  // Pyodide keeps its boot options; the snapshot bytes and the lock text are not needed after boot
+  // (the lock is parsed), and holding them costs about 35 MB. Private fields of the pinned version.
+  const bootOptions = (pyodide as unknown as { _api?: { config?: Record<string, unknown> } })._api?.config;
+  if (bootOptions) {
+    bootOptions._loadSnapshot = undefined;
+    bootOptions.lockFileContents = undefined;
+  }
+  if (config.makeSnapshot) {
+    // Only a process that never ran user code makes a snapshot, with the helper and its imports loaded.
+    // Packages (micropip included) stay out: loading one leaves JS references a snapshot cannot hold.
+    pyodide.runPython(config.helper);
+    const path = `${config.workDir}/snapshot.bin`;
+    Deno.writeFileSync(path, pyodide.makeMemorySnapshot());
+    send({ type: "snapshot", path });
+    Deno.exit(0);
+  }
   pyodide.setStdout({ write: (buffer) => capture("out", buffer) });
   pyodide.setStderr({ write: (buffer) => capture("err", buffer) });
   // Python's stdin is empty: `input()` raises EOFError instead of reading the protocol stream.
@@ -180,8 +224,12 @@ async function host(): Promise<void> {
     worker.postMessage(interrupt.buffer);
   }
 
-  const helper = pyodide.runPython(config.helper) as Helper;
-  const lock = JSON.parse(config.lockFileContents) as {
+  // A snapshot already holds the helper; otherwise define it now.
+  const helper =
+    (config.snapshotPath
+      ? pyodide.runPython("import sys\nsys.modules.get('_code_runner_helper')")
+      : undefined) as Helper | undefined ?? pyodide.runPython(config.helper) as Helper;
+  const lock = JSON.parse(lockText) as {
     packages: Record<string, { name: string; imports?: string[] }>;
   };
   const importMap: Record<string, string> = {};
@@ -201,6 +249,7 @@ async function host(): Promise<void> {
       send({ type: "done", callId: run.callId, stdout: finish(out), stderr: finish(err), ...fields });
     // Install what the code needs; this phase has its own time limit on the server.
     let installed: string[] = [];
+    let announced = false;
     const problems: string[] = [];
     try {
       progress = (message) => send({ type: "progress", callId: run.callId, message });
@@ -209,6 +258,7 @@ async function host(): Promise<void> {
         errorCallback: (m: string) => problems.push(m),
       };
       const pip = async (requirements: string[]) => {
+        installing();
         progress?.(`Installing ${requirements.join(", ")}`);
         const before = problems.length;
         await pyodide.loadPackage(["micropip"], callbacks);
@@ -217,26 +267,41 @@ async function host(): Promise<void> {
         if (failure) problems.push(failure);
         else installed = installed.concat(requirements);
       };
+      // The server times execution from the start; installing switches it to the install limit.
+      const installing = () => {
+        if (announced) return;
+        announced = true;
+        send({ type: "installing", callId: run.callId });
+      };
       // First what the call names (packages, PEP 723) and the distribution packages its imports need;
       // then, by import name, whatever import is still missing.
       const plan = (packages: string[]) =>
         helper.plan(run.code, pyodide.toPy(packages), pyImportMap).toJs() as [string[], string[], string[]];
-      const [distribution, declared] = plan(run.packages);
+      // Code without an import statement and no packages needs no planning (the common, fast case).
+      const [distribution, declared, firstGuess] =
+        run.packages.length || /\bimport\b|^# \/\/\/ script/m.test(run.code)
+          ? plan(run.packages)
+          : [[], [], []];
       if (distribution.length) {
+        installing();
         await pyodide.loadPackage(distribution, callbacks);
         installed = installed.concat(distribution);
       }
       if (declared.length) await pip(declared);
       if (!problems.length) {
-        const [moreDistribution, , guessed] = plan([]);
+        // What was installed may have provided some imports; plan again only then.
+        const [moreDistribution, , guessed] = installed.length ? plan([]) : [[], [], firstGuess];
         if (moreDistribution.length) {
+          installing();
           await pyodide.loadPackage(moreDistribution, callbacks);
           installed = installed.concat(moreDistribution);
         }
         if (guessed.length) await pip(guessed);
       }
-      const missing = helper.check_imports(run.code);
-      if (missing) problems.push(missing);
+      if (installed.length || problems.length) {
+        const missing = helper.check_imports(run.code);
+        if (missing) problems.push(missing);
+      }
       if (problems.length) {
         progress = null;
         done({ outcome: "install_error", error: problems.join("\n"), installed });
@@ -251,9 +316,11 @@ async function host(): Promise<void> {
     progress = null;
     // Only the execution counts against the call's time limit.
     Atomics.store(interrupt, 0, 0);
-    send({ type: "executing", callId: run.callId });
+    if (announced) send({ type: "executing", callId: run.callId });
     try {
-      const result = (await helper.run(run.code, limit)).toJs({ dict_converter: Object.fromEntries });
+      const ran = helper.run(run.code, limit);
+      const report = ran.type === "coroutine" ? await (ran as PyCoroutine) : ran as PyReport;
+      const result = report.toJs({ dict_converter: Object.fromEntries });
       Atomics.store(interrupt, 0, 0);
       done({ ...result, installed });
     } catch (error) {

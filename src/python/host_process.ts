@@ -15,7 +15,8 @@ import { type HostMessage, parseHostMessage, type ServerMessage } from "./protoc
 /** What a host needs to start. */
 export interface HostOptions {
   runtime: PyodideRuntime;
-  lockFileContents: string;
+  /** The lock file in force (readable by the host). */
+  lockFilePath: string;
   packageBaseUrl: string;
   indexUrls: readonly string[];
   broker: PackageBroker;
@@ -28,6 +29,8 @@ export interface HostOptions {
   workDir: string;
   groups: ProcessGroups;
   serverEnv: Readonly<Record<string, string | undefined>>;
+  /** A memory snapshot to boot from, with the sha256 the host checks it against. */
+  snapshot?: { path: string; sha256: string };
 }
 
 /** The host's report of a finished call. */
@@ -53,6 +56,8 @@ export class HostExited extends Error {
 /** Handlers for one call's events. */
 export interface CallHandlers {
   onProgress?: (message: string) => void;
+  /** Packages are being installed (only sent when there is something to install). */
+  onInstalling?: () => void;
   /** Installation finished; the code starts executing now. */
   onExecuting?: () => void;
 }
@@ -129,22 +134,49 @@ export class HostProcess {
   /** Spawns a host and waits until Pyodide has booted; returns its boot time too. */
   static async start(options: HostOptions): Promise<{ host: HostProcess; bootMs: number }> {
     const host = new HostProcess(options);
-    host.#send({
-      type: "init",
-      pyodideUrl: options.runtime.moduleUrl,
-      indexURL: options.runtime.dir,
-      lockFileContents: options.lockFileContents,
-      packageBaseUrl: options.packageBaseUrl,
-      workDir: options.workDir,
-      indexUrls: [...options.indexUrls],
-      helper: HELPER_SOURCE,
-      outputLimitBytes: options.outputLimitBytes,
-    });
+    host.#sendInit(false);
     const bootMs = await Promise.race([
       host.#ready,
       host.exited.then((exit) => Promise.reject(new HostExited(exit))),
     ]);
     return { host, bootMs };
+  }
+
+  /**
+   * Boots a host that only makes a memory snapshot (micropip and the helper loaded, no user code ever
+   * run) and returns the path of the file it wrote in its work dir.
+   */
+  static async buildSnapshot(options: HostOptions): Promise<string> {
+    const host = new HostProcess(options);
+    const built = new Promise<string>((resolve) => host.#snapshotBuilt = resolve);
+    host.#sendInit(true);
+    try {
+      return await Promise.race([built, host.exited.then((exit) => Promise.reject(new HostExited(exit)))]);
+    } finally {
+      host.kill();
+      await host.exited;
+    }
+  }
+
+  #snapshotBuilt: ((path: string) => void) | null = null;
+
+  #sendInit(makeSnapshot: boolean): void {
+    const options = this.options;
+    this.#send({
+      type: "init",
+      pyodideUrl: options.runtime.moduleUrl,
+      indexURL: options.runtime.dir,
+      lockFilePath: options.lockFilePath,
+      packageBaseUrl: options.packageBaseUrl,
+      workDir: options.workDir,
+      indexUrls: [...options.indexUrls],
+      helper: HELPER_SOURCE,
+      outputLimitBytes: options.outputLimitBytes,
+      ...(options.snapshot && !makeSnapshot
+        ? { snapshotPath: options.snapshot.path, snapshotSha256: options.snapshot.sha256 }
+        : {}),
+      ...(makeSnapshot ? { makeSnapshot } : {}),
+    });
   }
 
   /** The host's process id. */
@@ -214,6 +246,9 @@ export class HostProcess {
       case "progress":
         this.#calls.get(message.callId)?.handlers.onProgress?.(message.message);
         break;
+      case "installing":
+        this.#calls.get(message.callId)?.handlers.onInstalling?.();
+        break;
       case "executing":
         this.#calls.get(message.callId)?.handlers.onExecuting?.();
         break;
@@ -222,6 +257,12 @@ export class HostProcess {
         break;
       case "fatal":
         this.kill();
+        break;
+      case "snapshot":
+        // Security: only a builder, which never ran user code, may hand over a snapshot.
+        if (this.#snapshotBuilt && message.path === `${this.options.workDir}/snapshot.bin`) {
+          this.#snapshotBuilt(message.path);
+        }
         break;
     }
   }

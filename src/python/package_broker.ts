@@ -31,6 +31,9 @@ export class NotAPackageUrl extends Error {
   override name = "NotAPackageUrl";
 }
 
+/** Names of package files (wheels, Pyodide's zipped shared libraries, sdists, core metadata). */
+const PACKAGE_FILE = /\.(whl|zip|tar|tar\.gz|tgz|metadata)$/;
+
 /** How long an index page is used from the cache before it is asked for again. */
 const INDEX_FRESH_MS = 10 * 60 * 1000;
 /** How long one download may take. */
@@ -40,8 +43,8 @@ const DOWNLOAD_TIMEOUT_MS = 120_000;
 export interface PackageBrokerOptions {
   cacheDir: string;
   sources: PackageSources;
-  /** sha256 of each file of the Pyodide distribution, by file name, from its lock file. */
-  distributionHashes: ReadonlyMap<string, string>;
+  /** sha256 of each file of the Pyodide distribution, by file name, from its lock file (read when first needed). */
+  distributionHashes: () => Promise<ReadonlyMap<string, string>>;
 }
 
 /**
@@ -91,14 +94,17 @@ export class PackageBroker {
     const noFragment = parsed.href.split("#")[0] as string;
     if (noFragment.startsWith(pyodideBaseUrl) && noFragment.length > pyodideBaseUrl.length) {
       const name = decodeURIComponent(noFragment.slice(pyodideBaseUrl.length));
-      const sha256 = this.options.distributionHashes.get(name);
-      if (sha256) return await this.#file(noFragment, sha256, options);
-      return await this.#page(noFragment, options);
+      // Package files are checked against the lock file; anything else there (the lock file itself) is
+      // a page.
+      if (!PACKAGE_FILE.test(name)) return await this.#page(noFragment, options);
+      const sha256 = (await this.options.distributionHashes()).get(name);
+      if (!sha256) throw new Error(`${name} is not in the distribution's lock file`);
+      return await this.#file(noFragment, sha256, options);
     }
     const listed = this.#known.get(noFragment);
     if (listed !== undefined) return await this.#file(noFragment, listed ?? hashInFragment(url), options);
     if (indexUrls.some((index) => noFragment.startsWith(index.endsWith("/") ? index : `${index}/`))) {
-      return /\.(whl|zip|tar\.gz|metadata)$/.test(noFragment)
+      return PACKAGE_FILE.test(noFragment)
         ? await this.#file(noFragment, hashInFragment(url), options)
         : await this.#page(noFragment, options);
     }

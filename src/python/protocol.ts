@@ -16,8 +16,8 @@ export interface InitMessage {
   pyodideUrl: string;
   /** Directory of the Pyodide runtime files (`pyodide.asm.wasm`, stdlib), with a trailing slash. */
   indexURL: string;
-  /** The lock file of the Pyodide distribution in use. */
-  lockFileContents: string;
+  /** The lock file of the Pyodide distribution in use (in the runtime directory or the package cache). */
+  lockFilePath: string;
   /** Base URL Pyodide's loader fetches distribution packages from. */
   packageBaseUrl: string;
   /** The host's private directory, where Pyodide's loader keeps the wheels it fetched. */
@@ -27,6 +27,11 @@ export interface InitMessage {
   /** Python source of the helper module. */
   helper: string;
   outputLimitBytes: number;
+  /** A memory snapshot to boot from, and the sha256 it must have. */
+  snapshotPath?: string;
+  snapshotSha256?: string;
+  /** Boot, load micropip and the helper, write a snapshot to workDir, report it and exit. */
+  makeSnapshot?: boolean;
 }
 
 /** Runs one call: install what it needs, then execute it. */
@@ -65,6 +70,7 @@ export const hostMessageSchema = z.discriminatedUnion("type", [
     accept: z.string().optional(),
   }),
   z.object({ type: z.literal("progress"), callId: z.number().int(), message: z.string() }),
+  z.object({ type: z.literal("installing"), callId: z.number().int() }),
   z.object({ type: z.literal("executing"), callId: z.number().int() }),
   z.object({
     type: z.literal("done"),
@@ -78,6 +84,7 @@ export const hostMessageSchema = z.discriminatedUnion("type", [
     installed: z.array(z.string()).optional(),
   }),
   z.object({ type: z.literal("fatal"), error: z.string() }),
+  z.object({ type: z.literal("snapshot"), path: z.string() }),
 ]);
 
 /** A validated message from a host. */

@@ -51,6 +51,9 @@ const STATE_LOST = "The Python process was restarted: variables, imports, instal
  */
 export class PythonSession {
   #host: Promise<HostProcess> | null = null;
+  /** A booted interpreter kept ready once this session has needed a restart, so the next is instant. */
+  #spare: Promise<HostProcess> | null = null;
+  #restarted = false;
   #queue = new ConcurrencyLimiter(1);
   #nextCallId = 1;
   #closed = false;
@@ -65,8 +68,7 @@ export class PythonSession {
   /** Kills the interpreter; the session cannot be used afterwards. */
   async close(): Promise<void> {
     this.#closed = true;
-    const host = await this.#host?.catch(() => null);
-    host?.kill();
+    for (const pending of [this.#host, this.#spare]) (await pending?.catch(() => null))?.kill();
   }
 
   /** Runs one call; never throws for anything the code does. */
@@ -95,9 +97,11 @@ export class PythonSession {
       const result = await this.#execute(host, call, clientSignal, options.onProgress);
       result.durationMs = Math.round(performance.now() - started);
       result.stateReset = result.stateReset || stateReset;
+      if (result.stateReset) this.#restarted = true;
       return result;
     } finally {
       release();
+      if (this.#restarted && !this.#spare && !this.#closed) this.#spare = this.#startTracked();
     }
   }
 
@@ -110,17 +114,13 @@ export class PythonSession {
     let why: "install-timeout" | "timeout" | "cancelled" | null = null;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
-    let executing = false;
+    let executing = true;
     const stop = (reason: "timeout" | "cancelled") => {
       why ??= reason;
       host.interrupt();
       graceTimer ??= setTimeout(() => host.kill(), INTERRUPT_GRACE_MS);
     };
-    // Installing has its own limit; a download cannot be interrupted, so it is killed.
-    timer = setTimeout(() => {
-      why = "install-timeout";
-      host.kill();
-    }, this.options.installTimeoutMs);
+    timer = setTimeout(() => stop("timeout"), call.timeoutMs);
     const onAbort = () => executing ? stop("cancelled") : (why = "cancelled", host.kill());
     clientSignal.addEventListener("abort", onAbort, { once: true });
     try {
@@ -128,6 +128,15 @@ export class PythonSession {
         { callId: this.#nextCallId++, code: call.code, packages: call.packages },
         {
           onProgress,
+          // Installing has its own limit; a download cannot be interrupted, so it is killed.
+          onInstalling: () => {
+            executing = false;
+            clearTimeout(timer);
+            timer = setTimeout(() => {
+              why = "install-timeout";
+              host.kill();
+            }, this.options.installTimeoutMs);
+          },
           onExecuting: () => {
             executing = true;
             clearTimeout(timer);
@@ -150,22 +159,30 @@ export class PythonSession {
 
   #ensureHost(): Promise<HostProcess> {
     if (this.#closed) return Promise.reject(new Error("the session is closed"));
-    if (!this.#host) {
-      const starting = this.options.startHost();
-      this.#host = starting;
-      starting.then((host) => {
-        // A host that dies while idle (killed from outside, out of memory) is replaced before the next call.
-        host.exited.then((exit) => {
-          if (this.#host !== starting || host.stopped) return;
-          log("warning", `the Python process exited while idle (${exit.signal ?? exit.code}); restarting it`);
-          this.#host = null;
-          if (!this.#closed) this.warm();
-        });
-      }, () => {
-        if (this.#host === starting) this.#host = null;
-      });
+    if (!this.#host && this.#spare) {
+      this.#host = this.#spare;
+      this.#spare = null;
     }
+    this.#host ??= this.#startTracked();
     return this.#host;
+  }
+
+  /** Starts a host; if it dies while idle (current or spare), its slot is emptied and refilled. */
+  #startTracked(): Promise<HostProcess> {
+    const starting = this.options.startHost();
+    starting.then((host) => {
+      host.exited.then((exit) => {
+        if ((this.#host !== starting && this.#spare !== starting) || host.stopped) return;
+        log("warning", `an idle Python process exited (${exit.signal ?? exit.code}); replacing it`);
+        if (this.#host === starting) this.#host = null;
+        if (this.#spare === starting) this.#spare = null;
+        if (!this.#closed) this.warm();
+      });
+    }, () => {
+      if (this.#host === starting) this.#host = null;
+      if (this.#spare === starting) this.#spare = null;
+    });
+    return starting;
   }
 
   async #restart(): Promise<void> {

@@ -3,7 +3,7 @@
  * shutdown that leaves no process or temp directory behind.
  */
 import assert from "node:assert/strict";
-import { BIN, childPids, eventually, jsRunPids, serverEnv } from "../_helpers.ts";
+import { BIN, busyJsRunPids, childPids, eventually, serverEnv } from "../_helpers.ts";
 
 const INIT = {
   jsonrpc: "2.0",
@@ -94,7 +94,7 @@ for (const how of ["stdin closed", "SIGTERM", "SIGINT"] as const) {
       await send(writer, INIT);
       await send(writer, INITIALIZED);
       await send(writer, call(2, "setInterval(() => {}, 1000); while (true) {}"));
-      assert.ok(await eventually(() => jsRunPids(child.pid).length === 1, 10000), "the run started");
+      assert.ok(await eventually(() => busyJsRunPids(child.pid).length === 1, 10000), "the run started");
       // The JavaScript run and the Python process: every child must die with the server.
       const runs = childPids(child.pid);
       assert.ok(runs.length >= 1);

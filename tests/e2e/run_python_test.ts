@@ -203,11 +203,15 @@ Deno.test("run_python through a real MCP client", async (t) => {
       }
     });
 
-    await t.step("an import is installed from the index automatically, with progress", async () => {
+    await t.step("an import is installed automatically, with progress, outside the time limit", async () => {
       const messages: string[] = [];
+      // The download alone takes longer than the call's timeout; only the execution counts.
+      mirror.delayMs = 1500;
       const { result, text } = await s.py("import humanize\nhumanize.intcomma(1234567)", {
         onprogress: (progress) => messages.push(progress.message ?? ""),
-      });
+        timeoutMs: 1000,
+      }).finally(() => mirror.delayMs = 0);
+      assert.equal(result.status, "ok", text);
       assert.equal(result.result, "'1,234,567'", text);
       assert.ok(messages.some((m) => /humanize/.test(m)), `progress: ${messages.join(" | ")}`);
       assert.ok(mirror.requests.includes("/simple/humanize/"));
@@ -244,15 +248,6 @@ Deno.test("run_python through a real MCP client", async (t) => {
       assert.match(result.message ?? "", /no_such_package_here|no-such-package-here/);
       assert.match(result.message ?? "", /packages/);
       await s.assertAlive();
-    });
-
-    await t.step("installing does not count against the timeout", async () => {
-      const { result, text } = await s.py("import humanize\nhumanize.naturalsize(1000000)", {
-        timeoutMs: 50,
-        reset: true,
-      });
-      assert.equal(result.status, "ok", text);
-      assert.equal(result.result, "'1.0 MB'");
     });
 
     await t.step("the Python process is started ahead of the first call", () => {

@@ -72,7 +72,7 @@ Deno.test("PackageBroker fetches only from its sources, verifies hashes and serv
   const broker = new PackageBroker({
     cacheDir,
     sources: { pyodideBaseUrl: `${base}/dist/`, indexUrls: [`${base}/simple`] },
-    distributionHashes: new Map([["dist-1.0-py3-none-any.whl", wheelSha]]),
+    distributionHashes: () => Promise.resolve(new Map([["dist-1.0-py3-none-any.whl", wheelSha]])),
   });
   try {
     await t.step("refuses URLs outside the sources", async () => {
