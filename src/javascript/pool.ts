@@ -6,10 +6,11 @@
  */
 import type { StartedChild } from "../subprocess.ts";
 
-/** A started launcher and its private working directory. */
+/** A started launcher, its private working directory and its private web-storage origin. */
 export interface ReadyLauncher {
   child: StartedChild;
   workDir: string;
+  origin: string;
 }
 
 /** Options of {@linkcode LauncherPool}. */

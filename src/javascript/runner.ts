@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { childEnv } from "../child_env.ts";
+import { privateOrigin, removeOriginStorage } from "../origin_storage.ts";
 import { sandboxFlags } from "../sandbox_flags.ts";
 import type { Config } from "../config.ts";
 import type { ConcurrencyLimiter } from "../limits.ts";
@@ -57,7 +58,7 @@ export class JavaScriptRunner {
       start: () => this.#startLauncher(),
       discard: async (launcher) => {
         await launcher.child.discard();
-        await Deno.remove(launcher.workDir, { recursive: true }).catch(() => {});
+        await this.#cleanUp(launcher);
       },
     });
   }
@@ -72,12 +73,18 @@ export class JavaScriptRunner {
     return this.#pool.close();
   }
 
+  async #cleanUp(launcher: ReadyLauncher): Promise<void> {
+    await Deno.remove(launcher.workDir, { recursive: true }).catch(() => {});
+    await removeOriginStorage(this.deps.denoDir, launcher.origin);
+  }
+
   async #startLauncher(): Promise<ReadyLauncher> {
     const workDir = await Deno.makeTempDir({ dir: this.deps.runsRoot, prefix: "js-" });
+    const origin = privateOrigin();
     const grant = this.deps.config.permissions.grants.env;
     const child = new StartedChild({
       command: Deno.execPath(),
-      args: this.denoArgs(workDir),
+      args: this.denoArgs(workDir, origin),
       env: childEnv(this.deps.serverEnv, {
         denoDir: this.deps.denoDir,
         workDir,
@@ -86,11 +93,11 @@ export class JavaScriptRunner {
       cwd: workDir,
       groups: this.deps.groups,
     });
-    return { child, workDir };
+    return { child, workDir, origin };
   }
 
-  /** The `deno run` arguments for a run in `workDir`, launcher last. */
-  denoArgs(workDir: string): string[] {
+  /** The `deno run` arguments for a run in `workDir` with web storage under `origin`, launcher last. */
+  denoArgs(workDir: string, origin: string): string[] {
     const { config, denoDir, runsRoot } = this.deps;
     return [
       "run",
@@ -102,6 +109,8 @@ export class JavaScriptRunner {
       "--quiet",
       ...sandboxFlags(config.permissions, { workDir, runsRoot, sharedCaches: [denoDir] }),
       `--v8-flags=--max-old-space-size=${config.memoryLimitMb}`,
+      // Security: localStorage and the Cache API of this run stay with this run (see origin_storage.ts).
+      `--location=${origin}`,
       LAUNCHER_URL,
     ];
   }
@@ -173,7 +182,7 @@ export class JavaScriptRunner {
       release();
       // Cleaning up and refilling the pool happen after the answer is on its way.
       setTimeout(() => {
-        Deno.remove(workDir, { recursive: true }).catch(() => {});
+        this.#cleanUp(launcher).catch(() => {});
         this.#pool.fill();
       }, 0);
     }

@@ -5,6 +5,7 @@
  * @module
  */
 import { childEnv } from "../child_env.ts";
+import { privateOrigin, removeOriginStorage } from "../origin_storage.ts";
 import { killGroup, type ProcessGroups, watchMemory } from "../subprocess.ts";
 import type { PyodideRuntime } from "./distribution.ts";
 import { HELPER_SOURCE } from "./helper_py.ts";
@@ -77,6 +78,7 @@ export class HostProcess {
 
   private constructor(readonly options: HostOptions) {
     const { runtime, broker, netFlags, workDir } = options;
+    const origin = privateOrigin();
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -91,6 +93,8 @@ export class HostProcess {
         `--allow-read=${runtime.dir},${broker.cacheDir},${workDir}`,
         `--allow-write=${workDir}`,
         ...netFlags,
+        // Security: web storage (js.localStorage, js.caches) stays with this process.
+        `--location=${origin}`,
         HOST_URL,
       ],
       env: childEnv(options.serverEnv, { denoDir: options.denoDir, workDir }),
@@ -116,6 +120,7 @@ export class HostProcess {
       watchdog.stop();
       killGroup(pid, "SIGKILL");
       options.groups.delete(pid);
+      await removeOriginStorage(options.denoDir, origin);
       await reading.catch(() => {});
       return {
         code: status.signal ? null : status.code,

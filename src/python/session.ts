@@ -68,7 +68,12 @@ export class PythonSession {
   /** Kills the interpreter; the session cannot be used afterwards. */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const pending of [this.#host, this.#spare]) (await pending?.catch(() => null))?.kill();
+    const hosts = await Promise.all([this.#host, this.#spare].map((pending) => pending?.catch(() => null)));
+    // Waiting for the exits lets each host's private storage be removed before the server exits.
+    await Promise.all(hosts.map((host) => {
+      host?.kill();
+      return host?.exited;
+    }));
   }
 
   /** Runs one call; never throws for anything the code does. */

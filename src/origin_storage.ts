@@ -1,0 +1,24 @@
+/**
+ * Web storage (localStorage, the Cache API) of sandboxed processes.
+ *
+ * Deno keeps it in `<DENO_DIR>/location_data/`, keyed by origin, outside any permission check, and every
+ * process with the same main module shares it. Security: without a private origin per process, one run
+ * could leave data there for every later run and session to read.
+ *
+ * @module
+ */
+import { join } from "node:path";
+
+/** A fresh origin no other process uses, for `deno run --location`. */
+export function privateOrigin(): string {
+  return `https://${crypto.randomUUID()}.sandbox.invalid`;
+}
+
+/** Removes what a process with `origin` stored in Deno's location data. */
+export async function removeOriginStorage(denoDir: string, origin: string): Promise<void> {
+  const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(origin));
+  const key = Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
+  for (const dir of [join(denoDir, "location_data", key), join(denoDir, "location_data", "web_cache", key)]) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
