@@ -4,10 +4,9 @@
  * @module
  */
 import process from "node:process";
-// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/server/stdio"
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { App } from "./app.ts";
 import { log } from "./log.ts";
+import { LineTransport } from "./stdio_transport.ts";
 
 /**
  * Connects the app to stdin/stdout. When stdin closes, or on SIGTERM/SIGINT, every child is killed,
@@ -25,5 +24,5 @@ export async function serveStdio(app: App): Promise<void> {
     if (Deno.build.os === "windows" && signal !== "SIGINT") continue;
     Deno.addSignalListener(signal, () => shutdown(signal));
   }
-  await app.server.connect(new StdioServerTransport());
+  await app.server.connect(new LineTransport());
 }

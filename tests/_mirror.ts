@@ -43,12 +43,19 @@ export async function startMirror(): Promise<Mirror> {
     delayMs: 0,
     stop: async () => {},
   };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
     const base = new URL(request.url).origin;
     const path = new URL(request.url).pathname;
     mirror.requests.push(path);
     const wheelResponse = async (name: string) => {
-      await new Promise((resolve) => setTimeout(resolve, mirror.delayMs));
+      // A client that gives up (the server's broker aborts downloads of a dead host) ends the wait.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, mirror.delayMs);
+        request.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       const found = wheels.get(decodeURIComponent(name));
       if (!found) return new Response("not found", { status: 404 });
       return new Response(mirror.corrupt ? "garbage" : found.bytes as Uint8Array<ArrayBuffer>);

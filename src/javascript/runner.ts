@@ -56,10 +56,7 @@ export class JavaScriptRunner {
       size: 1,
       idleMs: POOL_IDLE_MS,
       start: () => this.#startLauncher(),
-      discard: async (launcher) => {
-        await launcher.child.discard();
-        await this.#cleanUp(launcher);
-      },
+      discard: (launcher) => this.#discard(launcher),
     });
   }
 
@@ -71,6 +68,11 @@ export class JavaScriptRunner {
   /** Stops the waiting launchers. */
   close(): Promise<void> {
     return this.#pool.close();
+  }
+
+  async #discard(launcher: ReadyLauncher): Promise<void> {
+    await launcher.child.discard();
+    await this.#cleanUp(launcher);
   }
 
   async #cleanUp(launcher: ReadyLauncher): Promise<void> {
@@ -123,19 +125,25 @@ export class JavaScriptRunner {
     try {
       release = await limiter.acquire(clientSignal);
     } catch {
-      return cancelledBeforeStart();
+      return notStarted("cancelled", "Cancelled by the client before the run started.");
     }
-    let launcher: ReadyLauncher;
+    let launcher: ReadyLauncher | undefined;
     try {
       launcher = await this.#pool.take();
+      // Synchronous: a few bytes to a local file, and one event-loop hop less on every run.
+      Deno.writeTextFileSync(join(launcher.workDir, USER_MODULE), code);
     } catch (error) {
+      // The host could not prepare a run (a full disk, a missing temp directory): say so, keep serving.
       release();
-      throw error;
+      if (launcher) this.#discard(launcher).catch(() => {});
+      return notStarted(
+        "crashed",
+        `The server could not prepare the run: ${(error as Error).message}. ` +
+          "The machine's temp directory may be full or unwritable; try again later.",
+      );
     }
     const { child, workDir } = launcher;
     try {
-      // Synchronous: a few bytes to a local file, and one event-loop hop less on every run.
-      Deno.writeTextFileSync(join(workDir, USER_MODULE), code);
       const timeout = AbortSignal.timeout(options.timeoutMs);
       const signal = AbortSignal.any([clientSignal, timeout]);
       const outcome = await child.finish({
@@ -189,18 +197,18 @@ export class JavaScriptRunner {
   }
 }
 
-function cancelledBeforeStart(): RunResult {
+function notStarted(status: "cancelled" | "crashed", message: string): RunResult {
   return {
-    status: "cancelled",
+    status,
     stdout: "",
     stderr: "",
     exitCode: null,
     durationMs: 0,
     timedOut: false,
-    cancelled: true,
+    cancelled: status === "cancelled",
     truncated: false,
     memoryExceeded: false,
-    message: "Cancelled by the client before the run started.",
+    message,
   };
 }
 

@@ -75,6 +75,8 @@ export class HostProcess {
   #ready: Promise<number>;
   #stopped = false;
   #exit: HostExit | null = null;
+  /** Aborts this host's downloads when it exits, so a hung mirror does not hold them for others. */
+  #downloads = new AbortController();
 
   private constructor(readonly options: HostOptions) {
     const { runtime, broker, netFlags, workDir } = options;
@@ -132,6 +134,7 @@ export class HostProcess {
     // Calls still waiting learn that the process is gone.
     this.exited.then((exit) => {
       this.#exit = exit;
+      this.#downloads.abort(new Error("the Python process exited"));
       for (const call of this.#calls.values()) call.reject(new HostExited(exit));
     });
   }
@@ -277,7 +280,11 @@ export class HostProcess {
       for (const call of this.#calls.values()) call.handlers.onProgress?.(text);
     };
     try {
-      const response = await this.options.broker.fetch(url, { accept, onProgress: progress });
+      const response = await this.options.broker.fetch(url, {
+        accept,
+        onProgress: progress,
+        signal: this.#downloads.signal,
+      });
       this.#send({ type: "fetched", id, ...response });
     } catch (error) {
       if (error instanceof NotAPackageUrl) {

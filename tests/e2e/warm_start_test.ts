@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { busyJsRunPids, eventually, jsRunPids, startServer } from "../_helpers.ts";
+import { eventually, jsRunPids, startServer } from "../_helpers.ts";
 
-async function snapshotFiles(cacheDir: string): Promise<{ bin: string; manifest: string }> {
+function snapshotFiles(cacheDir: string): { bin: string; manifest: string } {
   const dir = join(cacheDir, "snapshots");
   const names = [...Deno.readDirSync(dir)].map((entry) => entry.name);
   const bin = names.find((name) => name.endsWith(".bin"));
@@ -27,7 +27,7 @@ Deno.test("the Python snapshot is built once, checked before use, and rebuilt wh
     const first = await startServer(env);
     assert.equal((await first.py("print('built')")).result.stdout, "built\n");
     await first.close();
-    const { bin, manifest } = await snapshotFiles(cacheDir);
+    const { bin, manifest } = snapshotFiles(cacheDir);
     const recorded = JSON.parse(await Deno.readTextFile(manifest)) as { sha256: string };
     assert.equal(await sha256(bin), recorded.sha256, "the manifest records the snapshot's hash");
 
@@ -49,7 +49,7 @@ Deno.test("the Python snapshot is built once, checked before use, and rebuilt wh
     } finally {
       await third.close();
     }
-    const again = await snapshotFiles(cacheDir);
+    const again = snapshotFiles(cacheDir);
     const rebuilt = JSON.parse(await Deno.readTextFile(again.manifest)) as { sha256: string };
     assert.equal(await sha256(again.bin), rebuilt.sha256, "a valid snapshot replaced the corrupt one");
   } finally {
@@ -75,7 +75,6 @@ Deno.test("a waiting launcher that died is replaced, and a new start uses the ne
   const second = await startServer({ DENO_PERMISSION_ARGS: "--allow-env=HOME" });
   try {
     assert.ok(await eventually(() => jsRunPids(second.pid).length >= 1), "a launcher is waiting");
-    assert.equal(busyJsRunPids(second.pid).length, 0);
     const env = await second.js(`console.log(typeof Deno.env.get("HOME"))`);
     assert.equal(env.result.stdout, "string\n", env.result.stderr);
   } finally {
