@@ -95,6 +95,19 @@ const rows: Array<
   { scenario: string; ours: Stats; baseline?: Stats; ratio?: number; target: string; met?: boolean }
 > = [];
 const notes: Record<string, unknown> = {};
+
+/** Adds a table row comparing `ours` with `baseline`; `met` judges the ratio (and our stats). */
+function addRow(
+  scenario: string,
+  oursSamples: number[],
+  baselineSamples: number[],
+  target: string,
+  met: (ratio: number, ours: Stats) => boolean,
+): void {
+  const ours = stats(oursSamples), baseline = stats(baselineSamples);
+  const ratio = ours.p50 / baseline.p50;
+  rows.push({ scenario, ours, baseline, ratio, target, met: met(ratio, ours) });
+}
 const log = (text: string) => console.error(text);
 
 // The snapshot and caches are built by a first start, as after an install; that start is not measured.
@@ -122,18 +135,7 @@ const plain = await sample(3, async () => {
   }).output();
   if (!success) throw new Error("plain loadPyodide failed");
 }, 500);
-{
-  const ours = stats(cold), baseline = stats(plain);
-  const ratio = ours.p50 / baseline.p50;
-  rows.push({
-    scenario: "python cold start",
-    ours,
-    baseline,
-    ratio,
-    target: "≤ 1/7 (0.143) of plain loadPyodide",
-    met: ratio <= 1 / 7,
-  });
-}
+addRow("python cold start", cold, plain, "≤ 1/7 (0.143) of plain loadPyodide", (r) => r <= 1 / 7);
 
 const server: TestServer = await startServer();
 await server.py("print(1)");
@@ -148,18 +150,7 @@ const restarts = await sample(5, async () => {
   const { result } = await server.py("print(1)", { reset: true });
   if (result.stdout !== "1\n") throw new Error(`restart gave ${JSON.stringify(result)}`);
 }, 300);
-{
-  const ours = stats(restarts), baseline = stats(plain);
-  const ratio = ours.p50 / baseline.p50;
-  rows.push({
-    scenario: "python restart (reset)",
-    ours,
-    baseline,
-    ratio,
-    target: "≤ 1/7 (0.143) of plain loadPyodide",
-    met: ratio <= 1 / 7,
-  });
-}
+addRow("python restart (reset)", restarts, plain, "≤ 1/7 (0.143) of plain loadPyodide", (r) => r <= 1 / 7);
 
 // 3. Warm Python call against an in-process Pyodide behind the same MCP client.
 log("python warm calls…");
@@ -172,18 +163,13 @@ const warmBaseline = await sample(
   5,
 );
 await inProcess.close();
-{
-  const ours = stats(warm), baseline = stats(warmBaseline);
-  const ratio = ours.p50 / baseline.p50;
-  rows.push({
-    scenario: "python warm call (1+1)",
-    ours,
-    baseline,
-    ratio,
-    target: "p50 ≤ 5 ms and ≤ 1.5× in-process Pyodide",
-    met: ours.p50 <= 5 && ratio <= 1.5,
-  });
-}
+addRow(
+  "python warm call (1+1)",
+  warm,
+  warmBaseline,
+  "p50 ≤ 5 ms and ≤ 1.5× in-process Pyodide",
+  (r, o) => o.p50 <= 5 && r <= 1.5,
+);
 
 // 4. JavaScript call against a bare `deno run` of the same code.
 log("javascript calls…");
@@ -197,18 +183,7 @@ const bare = await sample(
       .output(),
 );
 await Deno.remove(dir, { recursive: true });
-{
-  const ours = stats(jsCalls), baseline = stats(bare);
-  const ratio = ours.p50 / baseline.p50;
-  rows.push({
-    scenario: "javascript call (console.log(1))",
-    ours,
-    baseline,
-    ratio,
-    target: "≤ 0.4× bare deno run",
-    met: ratio <= 0.4,
-  });
-}
+addRow("javascript call (console.log(1))", jsCalls, bare, "≤ 0.4× bare deno run", (r) => r <= 0.4);
 
 // 5. Throughput: 16 concurrent JS calls; 4 concurrent Python sessions.
 log("throughput…");

@@ -26,6 +26,22 @@ export interface RunResult {
   message?: string;
 }
 
+/** A result for a run that produced nothing: `status` and `message`, every flag false unless given. */
+export function emptyResult(status: RunStatus, message: string): RunResult {
+  return {
+    status,
+    stdout: "",
+    stderr: "",
+    exitCode: null,
+    durationMs: 0,
+    timedOut: status === "timeout",
+    cancelled: status === "cancelled",
+    truncated: false,
+    memoryExceeded: false,
+    message,
+  };
+}
+
 /** `outputSchema` of both tools: the `structuredContent` of every result. */
 export const runResultSchema = {
   status: z.enum(["ok", "error", "timeout", "cancelled", "crashed"]).describe(

@@ -9,7 +9,7 @@ import { privateOrigin, removeOriginStorage } from "../origin_storage.ts";
 import { sandboxFlags } from "../sandbox_flags.ts";
 import type { Config } from "../config.ts";
 import type { ConcurrencyLimiter } from "../limits.ts";
-import type { RunResult } from "../result.ts";
+import { emptyResult, type RunResult } from "../result.ts";
 import { type ProcessGroups, StartedChild } from "../subprocess.ts";
 import { LauncherPool, type ReadyLauncher } from "./pool.ts";
 import { LAUNCHER_URL, USER_MODULE } from "./launcher.ts";
@@ -125,7 +125,7 @@ export class JavaScriptRunner {
     try {
       release = await limiter.acquire(clientSignal);
     } catch {
-      return notStarted("cancelled", "Cancelled by the client before the run started.");
+      return emptyResult("cancelled", "Cancelled by the client before the run started.");
     }
     let launcher: ReadyLauncher | undefined;
     try {
@@ -136,7 +136,7 @@ export class JavaScriptRunner {
       // The host could not prepare a run (a full disk, a missing temp directory): say so, keep serving.
       release();
       if (launcher) this.#discard(launcher).catch(() => {});
-      return notStarted(
+      return emptyResult(
         "crashed",
         `The server could not prepare the run: ${(error as Error).message}. ` +
           "The machine's temp directory may be full or unwritable; try again later.",
@@ -195,21 +195,6 @@ export class JavaScriptRunner {
       }, 0);
     }
   }
-}
-
-function notStarted(status: "cancelled" | "crashed", message: string): RunResult {
-  return {
-    status,
-    stdout: "",
-    stderr: "",
-    exitCode: null,
-    durationMs: 0,
-    timedOut: false,
-    cancelled: status === "cancelled",
-    truncated: false,
-    memoryExceeded: false,
-    message,
-  };
 }
 
 /** Shows paths in the private run directory as relative ones (`main.ts:3:7`) and drops launcher frames. */

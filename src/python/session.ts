@@ -6,7 +6,7 @@
  */
 import { ConcurrencyLimiter } from "../limits.ts";
 import { log } from "../log.ts";
-import type { RunResult } from "../result.ts";
+import { emptyResult, type RunResult } from "../result.ts";
 import { type DoneMessage, type HostExit, HostExited, type HostProcess } from "./host_process.ts";
 
 /** How long Python gets to stop after a KeyboardInterrupt before its process is killed. */
@@ -318,20 +318,7 @@ function failure(
   message: string,
   fields: Partial<PythonRunResult> = {},
 ): PythonRunResult {
-  return {
-    status,
-    stdout: "",
-    stderr: "",
-    exitCode: null,
-    durationMs: 0,
-    timedOut: false,
-    cancelled: false,
-    truncated: false,
-    memoryExceeded: false,
-    stateReset: false,
-    message,
-    ...fields,
-  };
+  return { ...emptyResult(status, message), stateReset: false, ...fields };
 }
 
 function joinStreams(stderr: string, extra: string): string {
