@@ -24,6 +24,51 @@ export interface RunResult {
   memoryExceeded: boolean;
   /** A sentence for the model when the run did not simply succeed: what happened, what to do next. */
   message?: string;
+  /** Images, rich text and files the run produced (returned as content items, not structured content). */
+  attachments?: Attachment[];
+}
+
+/** Something a run returns besides text: an image, rich text (HTML, Markdown) or a file. */
+export interface Attachment {
+  mimeType: string;
+  /** A file name, for files a run wrote. */
+  name?: string;
+  /** Base64 bytes (images, binary files). */
+  data?: string;
+  /** Text (SVG, HTML, Markdown, text files). */
+  text?: string;
+}
+
+/** Caps on what one run may return as attachments. */
+export const ATTACHMENT_LIMITS = { count: 20, bytes: 5 * 1024 * 1024, totalBytes: 10 * 1024 * 1024 } as const;
+
+/** Keeps attachments within {@linkcode ATTACHMENT_LIMITS}; returns them and a note about what was left out. */
+export function capAttachments(attachments: Attachment[]): { kept: Attachment[]; note?: string } {
+  const kept: Attachment[] = [];
+  const dropped: string[] = [];
+  let total = 0;
+  for (const attachment of attachments) {
+    const size = attachment.data
+      ? Math.floor(attachment.data.length * 3 / 4)
+      : (attachment.text?.length ?? 0);
+    const label = attachment.name ?? attachment.mimeType;
+    if (
+      kept.length >= ATTACHMENT_LIMITS.count || size > ATTACHMENT_LIMITS.bytes ||
+      total + size > ATTACHMENT_LIMITS.totalBytes
+    ) {
+      dropped.push(`${label} (${size} bytes)`);
+      continue;
+    }
+    total += size;
+    kept.push(attachment);
+  }
+  if (!dropped.length) return { kept };
+  return {
+    kept,
+    note:
+      `Not returned (over ${ATTACHMENT_LIMITS.count} attachments, ${ATTACHMENT_LIMITS.bytes} bytes each or ` +
+      `${ATTACHMENT_LIMITS.totalBytes} in all): ${dropped.join(", ")}.`,
+  };
 }
 
 /** A result for a run that produced nothing: `status` and `message`, every flag false unless given. */
@@ -63,14 +108,44 @@ export const runResultSchema = {
     "Python: true when the interpreter was restarted during the call and the session's state is gone",
   ),
   installed: z.array(z.string()).optional().describe("Python: packages installed for this call"),
+  attachments: z.array(z.object({ mimeType: z.string(), name: z.string().optional(), bytes: z.number() }))
+    .optional().describe("Images and files returned as content items after the text"),
 };
+
+/** One MCP content item. */
+export type ContentItem =
+  | { type: "text"; text: string }
+  | { type: "image"; data: string; mimeType: string }
+  | {
+    type: "resource";
+    resource: { uri: string; mimeType: string; text: string } | {
+      uri: string;
+      mimeType: string;
+      blob: string;
+    };
+  };
 
 /** An MCP `CallToolResult` carrying a run's result. */
 export interface RunToolResult {
   [key: string]: unknown;
-  content: Array<{ type: "text"; text: string }>;
+  content: ContentItem[];
   structuredContent: Record<string, unknown>;
   isError: boolean;
+}
+
+const CLIENT_IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
+function contentItem(attachment: Attachment, index: number): ContentItem {
+  const uri = `output:///${encodeURIComponent(attachment.name ?? `display-${index + 1}`)}`;
+  if (attachment.data !== undefined) {
+    return CLIENT_IMAGE_TYPES.has(attachment.mimeType)
+      ? { type: "image", data: attachment.data, mimeType: attachment.mimeType }
+      : { type: "resource", resource: { uri, mimeType: attachment.mimeType, blob: attachment.data } };
+  }
+  const text = attachment.text ?? "";
+  return attachment.mimeType === "text/markdown" || attachment.mimeType === "text/html"
+    ? { type: "text", text }
+    : { type: "resource", resource: { uri, mimeType: attachment.mimeType, text } };
 }
 
 /**
@@ -83,9 +158,18 @@ export interface RunToolResult {
  * ```
  */
 export function toToolResult(result: RunResult & { result?: string }): RunToolResult {
+  const { attachments, ...fields } = result;
+  const structured: Record<string, unknown> = { ...fields };
+  if (attachments?.length) {
+    structured.attachments = attachments.map((a) => ({
+      mimeType: a.mimeType,
+      ...(a.name ? { name: a.name } : {}),
+      bytes: a.data !== undefined ? Math.floor(a.data.length * 3 / 4) : (a.text?.length ?? 0),
+    }));
+  }
   return {
-    content: [{ type: "text", text: renderText(result) }],
-    structuredContent: { ...result },
+    content: [{ type: "text", text: renderText(result) }, ...(attachments ?? []).map(contentItem)],
+    structuredContent: structured,
     isError: result.status !== "ok",
   };
 }

@@ -139,6 +139,8 @@ export function pythonDescription(config: Config): string {
     "Packages: imports are detected and installed before the code runs (Pyodide's builds such as numpy and " +
     "pandas, or pure-Python wheels from PyPI); name others in `packages` or in PEP 723 script metadata. " +
     "Installing does not count against the timeout.",
+    "Rich output comes back as images and text, like a notebook: matplotlib figures (no savefig needed), and " +
+    "the last value's _repr_png_, _repr_jpeg_, _repr_svg_, _repr_html_ or _repr_markdown_.",
     `The sandbox has no access to host files, environment variables or subprocesses; network: ${
       net === "none" ? "none (package installs still work)" : net === "all" ? "allowed" : net.join(", ")
     }. input() raises EOFError.`,
@@ -167,7 +169,9 @@ export function javascriptDescription(config: Config): string {
     "Anything else (files outside the working directory, network, environment variables, subprocesses) " +
     "is refused with a NotCapable error; permissions cannot be changed from code.",
     "The working directory is a fresh empty directory that the code may read and write; it is deleted " +
-    "after the run.",
+    "after the run. To return an image or a file, write it to ./output/ (e.g. " +
+    'Deno.writeFileSync("output/chart.png", bytes)): PNG, JPEG, GIF and WebP come back as images, text ' +
+    "files as text, others as binary resources (up to 20 files, 5 MiB each).",
     `Limits: ${config.timeoutMs} ms by default (timeout_ms up to ${config.maxTimeoutMs}), ` +
     `${config.memoryLimitMb} MiB of memory, ${config.outputLimitBytes} bytes each of stdout and stderr ` +
     "(more is cut and marked).",

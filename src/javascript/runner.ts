@@ -9,9 +9,10 @@ import { privateOrigin, removeOriginStorage } from "../origin_storage.ts";
 import { sandboxFlags } from "../sandbox_flags.ts";
 import type { Config } from "../config.ts";
 import type { ConcurrencyLimiter } from "../limits.ts";
-import { emptyResult, type RunResult } from "../result.ts";
+import { ATTACHMENT_LIMITS, capAttachments, emptyResult, type RunResult } from "../result.ts";
 import { type ProcessGroups, StartedChild } from "../subprocess.ts";
 import { LauncherPool, type ReadyLauncher } from "./pool.ts";
+import { collectOutputFiles, OUTPUT_DIR } from "./output_files.ts";
 import { LAUNCHER_URL, USER_MODULE } from "./launcher.ts";
 
 /** What the runner needs from the server. */
@@ -82,6 +83,7 @@ export class JavaScriptRunner {
 
   async #startLauncher(): Promise<ReadyLauncher> {
     const workDir = await Deno.makeTempDir({ dir: this.deps.runsRoot, prefix: "js-" });
+    await Deno.mkdir(join(workDir, OUTPUT_DIR));
     const origin = privateOrigin();
     const grant = this.deps.config.permissions.grants.env;
     const child = new StartedChild({
@@ -167,6 +169,19 @@ export class JavaScriptRunner {
         truncated: outcome.stdout.truncated || outcome.stderr.truncated,
         memoryExceeded,
       };
+      const output = await collectOutputFiles(workDir);
+      const { kept, note } = capAttachments(output.files);
+      if (kept.length) result.attachments = kept;
+      const skipped = [
+        ...(output.skipped.length
+          ? [
+            `Not returned (not a regular file, or over ${ATTACHMENT_LIMITS.bytes} bytes): ${
+              output.skipped.join(", ")
+            }.`,
+          ]
+          : []),
+        ...(note ? [note] : []),
+      ].join(" ");
       if (timedOut) {
         result.status = "timeout";
         result.message = `Timed out after ${options.timeoutMs} ms and was killed. Make the code ` +
@@ -185,6 +200,7 @@ export class JavaScriptRunner {
         result.status = "error";
         result.message = failureHint(stderr, outcome.exitCode);
       }
+      if (skipped) result.message = result.message ? `${result.message} ${skipped}` : skipped;
       return result;
     } finally {
       release();

@@ -27,6 +27,10 @@ from inspect import CO_COROUTINE
 from pyodide.code import CodeRunner, find_imports
 
 USER_FILE = "${USER_FILENAME}"
+# Figures render to PNG, never to a window.
+import os as _os
+
+_os.environ.setdefault("MPLBACKEND", "Agg")
 namespace = {"__name__": "__main__", "__builtins__": __builtins__}
 _SCRIPT_BLOCK = re.compile(r"(?m)^# /// script\s*$\n((?:^#(?:| .*)$\n)+)^# ///\s*$")
 
@@ -114,14 +118,66 @@ def _report_error(error):
     return {"outcome": "error", "error": _user_traceback(error)}
 
 
+_IMAGE_REPRS = (("_repr_png_", "image/png"), ("_repr_jpeg_", "image/jpeg"), ("_repr_svg_", "image/svg+xml"))
+_TEXT_REPRS = (("_repr_markdown_", "text/markdown"), ("_repr_html_", "text/html"))
+
+
+def _call_repr(value, method):
+    fn = getattr(type(value), method, None)
+    if fn is None:
+        return None
+    try:
+        data = getattr(value, method)()
+    except Exception:
+        return None
+    return data[0] if isinstance(data, tuple) else data
+
+
+def _displays(value):
+    """Rich output of a call, IPython style: the last value's richest image and text reprs, then every
+    open matplotlib figure as PNG."""
+    import base64
+    import io
+
+    displays = []
+    if value is not None:
+        for method, mime in _IMAGE_REPRS:
+            data = _call_repr(value, method)
+            if data is None:
+                continue
+            if mime == "image/svg+xml":
+                displays.append({"mimeType": mime, "text": str(data)})
+            elif isinstance(data, (bytes, bytearray)):
+                displays.append({"mimeType": mime, "data": base64.b64encode(data).decode()})
+            else:
+                displays.append({"mimeType": mime, "data": str(data)})
+            break
+        for method, mime in _TEXT_REPRS:
+            data = _call_repr(value, method)
+            if data is not None:
+                displays.append({"mimeType": mime, "text": str(data)})
+                break
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        for number in pyplot.get_fignums():
+            buffer = io.BytesIO()
+            pyplot.figure(number).savefig(buffer, format="png", bbox_inches="tight")
+            displays.append({"mimeType": "image/png", "data": base64.b64encode(buffer.getvalue()).decode()})
+        pyplot.close("all")
+    return displays
+
+
 def _report_value(value, limit):
+    displays = _displays(value)
     if value is None:
-        return {"outcome": "ok"}
+        return {"outcome": "ok", "displays": displays} if displays else {"outcome": "ok"}
     try:
         text = repr(value)
     except BaseException as error:
         text = f"<repr failed: {type(error).__name__}: {error}>"
     report = {"outcome": "ok", "result": text[:limit]}
+    if displays:
+        report["displays"] = displays
     if isinstance(value, (dict, list, tuple, str, int, float, bool)):
         try:
             encoded = json.dumps(value, allow_nan=False)

@@ -82,6 +82,9 @@ export const hostMessageSchema = z.discriminatedUnion("type", [
     resultJson: z.unknown().optional(),
     error: z.string().optional(),
     installed: z.array(z.string()).optional(),
+    displays: z.array(
+      z.object({ mimeType: z.string().max(100), data: z.string().optional(), text: z.string().optional() }),
+    ).optional(),
   }),
   z.object({ type: z.literal("fatal"), error: z.string() }),
   z.object({ type: z.literal("snapshot"), path: z.string() }),

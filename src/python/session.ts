@@ -6,7 +6,7 @@
  */
 import { ConcurrencyLimiter } from "../limits.ts";
 import { log } from "../log.ts";
-import { emptyResult, type RunResult } from "../result.ts";
+import { capAttachments, emptyResult, type RunResult } from "../result.ts";
 import { type DoneMessage, type HostExit, HostExited, type HostProcess } from "./host_process.ts";
 
 /** How long Python gets to stop after a KeyboardInterrupt before its process is killed. */
@@ -226,6 +226,16 @@ function fromDone(done: DoneMessage, why: string | null, timeoutMs: number): Pyt
     stateReset: false,
   };
   if (done.installed?.length) result.installed = done.installed;
+  if (done.displays?.length) {
+    const { kept, note } = capAttachments(
+      done.displays.map((d) => ({
+        mimeType: d.mimeType,
+        ...(d.data !== undefined ? { data: d.data } : { text: d.text ?? "" }),
+      })),
+    );
+    result.attachments = kept;
+    if (note) result.message = note;
+  }
   if (done.result !== undefined) result.result = done.result;
   if (typeof done.resultJson === "string") {
     try {

@@ -97,9 +97,36 @@ Deno.test("run_javascript through a real MCP client", async (t) => {
       const first = await server.js(
         `Deno.writeTextFileSync("note.txt", "hello"); console.log(Deno.readTextFileSync("note.txt"), [...Deno.readDirSync(".")].length);`,
       );
-      assert.equal(first.result.stdout, "hello 2\n", first.result.stderr);
-      const second = await server.js(`console.log([...Deno.readDirSync(".")].map((e) => e.name).join(","));`);
-      assert.equal(second.result.stdout, "main.ts\n", "the next run starts with an empty directory");
+      assert.equal(first.result.stdout, "hello 3\n", first.result.stderr);
+      const second = await server.js(`console.log([...Deno.readDirSync(".")].map((e) => e.name).sort().join(","));`);
+      assert.equal(second.result.stdout, "main.ts,output\n", "the next run starts with an empty directory");
+    });
+
+    await t.step("files written to ./output come back as images and resources", async () => {
+      const png =
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+      const response = await server.client.callTool({
+        name: "run_javascript",
+        arguments: {
+          code:
+            `Deno.writeFileSync("output/dot.png", Uint8Array.from(atob("${png}"), (c) => c.charCodeAt(0)));\n` +
+            `Deno.writeTextFileSync("output/data.csv", "a,b\\n1,2\\n");\n` +
+            `Deno.writeFileSync("output/huge.bin", new Uint8Array(6 * 1024 * 1024));`,
+        },
+      });
+      const content = response.content as Array<Record<string, unknown>>;
+      const image = content.find((item) => item.type === "image");
+      assert.deepEqual(image, { type: "image", data: png, mimeType: "image/png" });
+      const resource = content.find((item) => item.type === "resource") as {
+        resource: { text: string; mimeType: string };
+      };
+      assert.deepEqual([resource.resource.mimeType, resource.resource.text], ["text/csv", "a,b\n1,2\n"]);
+      const structured = response.structuredContent as {
+        attachments: Array<{ name: string }>;
+        message: string;
+      };
+      assert.deepEqual(structured.attachments.map((a) => a.name), ["data.csv", "dot.png"]);
+      assert.match(structured.message, /huge\.bin/);
     });
 
     await t.step("a busy loop times out, is killed, and the next call works", async () => {

@@ -64,6 +64,42 @@ Deno.test("run_python through a real MCP client", async (t) => {
       assert.equal(custom.result.resultJson, undefined);
     });
 
+    await t.step("IPython-style reprs come back as images and text", async () => {
+      const code = [
+        "import struct, zlib",
+        "def png(w, h, rgb):",
+        "    raw = b''.join(b'\\x00' + bytes(rgb) * w for _ in range(h))",
+        "    chunk = lambda t, d: struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))",
+        "    return (b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))",
+        "            + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))",
+        "class Swatch:",
+        "    def _repr_png_(self): return png(4, 4, (255, 0, 0))",
+        "    def _repr_html_(self): return '<b>red</b>'",
+        "    def __repr__(self): return 'Swatch()'",
+        "Swatch()",
+      ].join("\n");
+      const response = await s.client.callTool({ name: "run_python", arguments: { code } });
+      const content = response.content as Array<
+        { type: string; data?: string; mimeType?: string; text?: string }
+      >;
+      const image = content.find((item) => item.type === "image");
+      assert.equal(image?.mimeType, "image/png", JSON.stringify(content).slice(0, 300));
+      const bytes = Uint8Array.from(atob(image?.data ?? ""), (c) => c.charCodeAt(0));
+      assert.deepEqual([...bytes.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+      assert.ok(content.some((item) => item.type === "text" && item.text === "<b>red</b>"));
+      const svg = await s.client.callTool({
+        name: "run_python",
+        arguments: { code: "class V:\n    def _repr_svg_(self): return '<svg/>'\nV()" },
+      });
+      const resource = (svg.content as Array<{ type: string; resource?: { mimeType: string; text: string } }>)
+        .find((item) => item.type === "resource");
+      assert.deepEqual(resource?.resource, {
+        uri: "output:///display-1",
+        mimeType: "image/svg+xml",
+        text: "<svg/>",
+      });
+    });
+
     await t.step("top-level await works", async () => {
       const { result } = await s.py("import asyncio\nawait asyncio.sleep(0.01)\n'awaited'");
       assert.equal(result.result, "'awaited'");
