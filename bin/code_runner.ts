@@ -1,11 +1,15 @@
 #!/usr/bin/env -S deno run -A
 /**
- * The code-runner-mcp stdio server: `deno run -A jsr:@mcpc/code-runner-mcp/bin`.
+ * code-runner-mcp: `deno run -A jsr:@mcpc/code-runner-mcp/bin` serves MCP over stdio; `--http` over
+ * Streamable HTTP; `run` and `doctor` are for people. Flags and configuration only; the work is in src/.
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from "../src/config.ts";
 import { createApp } from "../src/app.ts";
+import { doctorCommand, runCommand } from "../src/cli.ts";
+import { serveHttp } from "../src/http.ts";
 import { describePermissions } from "../src/permissions.ts";
 import { serveStdio } from "../src/stdio.ts";
 import { VERSION } from "../src/version.ts";
@@ -13,9 +17,16 @@ import { VERSION } from "../src/version.ts";
 const HELP =
   `code-runner-mcp ${VERSION} — an MCP server that runs JavaScript/TypeScript and Python in a sandbox.
 
-Usage: deno run -A jsr:@mcpc/code-runner-mcp/bin [--help | --version]
+Usage (as deno run -A jsr:@mcpc/code-runner-mcp/bin …):
+  (no arguments)                  serve MCP over stdin/stdout; MCP clients start it like this
+  --http [--host H] [--port P]    serve MCP over Streamable HTTP at http://H:P/mcp (default 127.0.0.1:8787)
+  run FILE                        run FILE (.py: Python; .js/.ts/.mjs…: JavaScript) in the sandbox, print the result
+  run - [--python]                the same with code from stdin (JavaScript unless --python)
+        [--timeout MS]            time limit for run (default CODE_RUNNER_TIMEOUT_MS)
+  doctor                          print the configuration, caches, versions, and check the package sources
+  --help, --version
 
-It speaks MCP over stdin/stdout; start it from an MCP client (Claude Desktop, Cursor, …):
+An MCP client config (Claude Desktop, Cursor, …):
   { "command": "deno", "args": ["run", "-A", "jsr:@mcpc/code-runner-mcp/bin"] }
 
 Environment variables:
@@ -24,17 +35,46 @@ ${Object.entries(ENVIRONMENT_VARIABLES).map(([name, text]) => `  ${name}\n      
 Runs never see the server's environment; only download settings (DENO_CERT, SSL_CERT_FILE,
 HTTPS_PROXY, NPM_CONFIG_REGISTRY, …) and variables named in --allow-env=NAME reach them.`;
 
-async function main(args: string[]): Promise<number> {
-  if (args.includes("--help") || args.includes("-h")) {
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+        http: { type: "boolean" },
+        host: { type: "string", default: "127.0.0.1" },
+        port: { type: "string", default: "8787" },
+        python: { type: "boolean" },
+        timeout: { type: "string" },
+      },
+    });
+  } catch (error) {
+    console.error(`code-runner-mcp: ${(error as Error).message}; see --help`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
     console.error(HELP);
     return 0;
   }
-  if (args.includes("--version") || args.includes("-V")) {
+  if (values.version) {
     console.error(VERSION);
     return 0;
   }
-  if (args.length > 0) {
-    console.error(`code-runner-mcp: unknown argument ${JSON.stringify(args[0])}; see --help`);
+  const [command, ...rest] = positionals;
+  if (
+    command !== undefined && !(command === "run" && rest.length === 1) &&
+    !(command === "doctor" && !rest.length)
+  ) {
+    console.error(
+      `code-runner-mcp: unknown argument ${
+        JSON.stringify(command === "run" ? rest.join(" ") || "run" : command)
+      }; see --help`,
+    );
     return 2;
   }
   let config;
@@ -45,7 +85,54 @@ async function main(args: string[]): Promise<number> {
     console.error(`code-runner-mcp: ${error.message}`);
     return 1;
   }
+  if (command === "run" || command === "doctor") {
+    const app = await createApp(config, Deno.env.toObject(), { warm: false });
+    try {
+      return command === "doctor" ? await doctorCommand(app) : await runCommand(app, {
+        path: rest[0] as string,
+        python: values.python ?? false,
+        timeoutMs: values.timeout ? Number(values.timeout) : undefined,
+      });
+    } finally {
+      await app.close();
+    }
+  }
   const app = await createApp(config);
+  if (values.http) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      console.error(`code-runner-mcp: --port must be a port number, got ${JSON.stringify(values.port)}`);
+      await app.close();
+      return 2;
+    }
+    let served;
+    try {
+      served = await serveHttp(app, {
+        host: values.host,
+        port,
+        token: config.httpToken,
+        sessionIdleMs: config.httpSessionIdleMs,
+        maxSessions: config.httpMaxSessions,
+      });
+    } catch (error) {
+      console.error(`code-runner-mcp: ${(error as Error).message}`);
+      await app.close();
+      return 1;
+    }
+    console.error(
+      `code-runner-mcp ${VERSION}: MCP over Streamable HTTP at ${served.url}` +
+        `${config.httpToken ? " (bearer token required)" : ""}; permissions for runs: ` +
+        describePermissions(config.permissions),
+    );
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      Deno.addSignalListener(signal, async () => {
+        await served.shutdown();
+        await app.close();
+        Deno.exit(0);
+      });
+    }
+    return -1;
+  }
   if (Deno.stdin.isTerminal()) {
     console.error(
       [
@@ -58,6 +145,7 @@ async function main(args: string[]): Promise<number> {
         "It is meant to be started by an MCP client, e.g. in claude_desktop_config.json:",
         '  "code-runner": { "command": "deno", "args": ["run", "-A", "jsr:@mcpc/code-runner-mcp/bin"] }',
         "To try it by hand: npx @modelcontextprotocol/inspector deno run -A jsr:@mcpc/code-runner-mcp/bin",
+        "or run a file: deno run -A jsr:@mcpc/code-runner-mcp/bin run script.py",
         "Press Ctrl-C to stop. Run with --help for every setting.",
       ].join("\n"),
     );

@@ -27,9 +27,24 @@ import { ConcurrencyLimiter } from "./limits.ts";
 import { createServer } from "./server.ts";
 import { ProcessGroups } from "./subprocess.ts";
 
+/** One MCP session: its server and its Python interpreter. */
+export interface AppSession {
+  server: McpServer;
+  python: PythonSession;
+  /** Ends the session: its interpreter is killed and its server closed. */
+  close(): Promise<void>;
+}
+
 /** A built server and the resources it owns. */
 export interface App {
+  readonly config: Config;
+  /** The MCP server of the default (stdio) session. */
   readonly server: McpServer;
+  /** The default session's Python. */
+  readonly python: PythonSession;
+  readonly javascript: JavaScriptRunner;
+  /** A new MCP session (its own server and Python state) sharing this app's runners and caches. */
+  newSession(): AppSession;
   readonly groups: ProcessGroups;
   /** The private directory holding every run's working directory. */
   readonly runsRoot: string;
@@ -50,6 +65,7 @@ export interface App {
 export async function createApp(
   config: Config,
   serverEnv: Readonly<Record<string, string | undefined>> = Deno.env.toObject(),
+  options: { warm?: boolean } = {},
 ): Promise<App> {
   const denoDir = await resolveDenoDir(serverEnv);
   const runsRoot = await Deno.realPath(await Deno.makeTempDir({ prefix: "code-runner-mcp-" }));
@@ -62,19 +78,38 @@ export async function createApp(
     limiter: new ConcurrencyLimiter(config.maxConcurrency),
     serverEnv,
   });
-  javascript.warm();
-  const python = createPythonSession(config, { denoDir, runsRoot, groups, serverEnv });
-  python.warm();
-  const server = createServer({ config, javascript, python });
+  if (options.warm ?? true) javascript.warm();
+  const pythonSession = pythonSessions(config, { denoDir, runsRoot, groups, serverEnv });
+  const sessions = new Set<PythonSession>();
+  const newSession = (): AppSession => {
+    const python = pythonSession();
+    if (options.warm ?? true) python.warm();
+    sessions.add(python);
+    const server = createServer({ config, javascript, python });
+    return {
+      server,
+      python,
+      close: async () => {
+        sessions.delete(python);
+        await python.close();
+        await server.close().catch(() => {});
+      },
+    };
+  };
+  const { server, python } = newSession();
   let closing: Promise<void> | undefined;
   return {
+    config,
     server,
+    python,
+    javascript,
+    newSession,
     groups,
     runsRoot,
     denoDir,
     close() {
       closing ??= (async () => {
-        await Promise.all([python.close(), javascript.close()]);
+        await Promise.all([...[...sessions].map((session) => session.close()), javascript.close()]);
         groups.killAll();
         await server.close().catch(() => {});
         await Deno.remove(runsRoot, { recursive: true }).catch(() => {});
@@ -92,8 +127,11 @@ interface PythonContext {
   serverEnv: Readonly<Record<string, string | undefined>>;
 }
 
-/** A Python session whose host processes download packages through one broker and cache. */
-export function createPythonSession(config: Config, context: PythonContext): PythonSession {
+/**
+ * Makes Python sessions that share one package broker, cache and snapshot; each session has its own
+ * interpreter process.
+ */
+export function pythonSessions(config: Config, context: PythonContext): () => PythonSession {
   const runtime = pyodideRuntime();
   const packageBaseUrl = config.pyodidePackagesUrl ?? DEFAULT_PYODIDE_PACKAGES_URL;
   let hashes: Promise<Map<string, string>> | undefined;
@@ -178,23 +216,27 @@ export function createPythonSession(config: Config, context: PythonContext): Pyt
       host.exited.finally(() => Deno.remove(workDir, { recursive: true }).catch(() => {}));
       return host;
     });
-  return new PythonSession({
-    installTimeoutMs: config.installTimeoutMs,
-    memoryLimitMb: config.pythonMemoryLimitMb,
-    maxTimeoutMs: config.maxTimeoutMs,
-    startHost: async () => {
-      const found = await snapshot();
-      if (!found) return await boot(null);
-      try {
-        return await boot(found);
-      } catch (error) {
-        // A corrupt snapshot, or one that does not boot, is thrown away; boot without it this time.
-        log("warning", `the Python snapshot did not boot (${(error as Error).message}); it will be rebuilt`);
-        await (await snapshots()).discard();
-        return await boot(null);
-      }
-    },
-  });
+  return () =>
+    new PythonSession({
+      installTimeoutMs: config.installTimeoutMs,
+      memoryLimitMb: config.pythonMemoryLimitMb,
+      maxTimeoutMs: config.maxTimeoutMs,
+      startHost: async () => {
+        const found = await snapshot();
+        if (!found) return await boot(null);
+        try {
+          return await boot(found);
+        } catch (error) {
+          // A corrupt snapshot, or one that does not boot, is thrown away; boot without it this time.
+          log(
+            "warning",
+            `the Python snapshot did not boot (${(error as Error).message}); it will be rebuilt`,
+          );
+          await (await snapshots()).discard();
+          return await boot(null);
+        }
+      },
+    });
 }
 
 /** Deno's cache directory as the running Deno sees it, so runs share the server's downloads. */

@@ -31,6 +31,12 @@ export interface Config {
   readonly pypiIndexUrls: readonly string[];
   /** Where downloaded packages are kept, or null for the default (`CODE_RUNNER_PACKAGE_CACHE_DIR`). */
   readonly packageCacheDir: string | null;
+  /** Bearer token for HTTP (`CODE_RUNNER_HTTP_TOKEN`, or the file `CODE_RUNNER_HTTP_TOKEN_FILE`). */
+  readonly httpToken: string | null;
+  /** An HTTP session unused this long is closed (`CODE_RUNNER_HTTP_SESSION_IDLE_MS`). */
+  readonly httpSessionIdleMs: number;
+  /** HTTP sessions open at once (`CODE_RUNNER_HTTP_MAX_SESSIONS`). */
+  readonly httpMaxSessions: number;
 }
 
 /** Defaults, also shown in `--help` and the README. */
@@ -44,6 +50,8 @@ export const DEFAULTS = {
   pythonMemoryLimitMb: 1024,
   installTimeoutMs: 180_000,
   pypiIndexUrls: ["https://pypi.org/simple"],
+  httpSessionIdleMs: 30 * 60 * 1000,
+  httpMaxSessions: 16,
 } as const;
 
 /** Every environment variable the server reads, with its meaning, for `--help` and the banner. */
@@ -125,7 +133,26 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     pyodidePackagesUrl: optionalUrl(env, "CODE_RUNNER_PYODIDE_PACKAGES_URL", true),
     pypiIndexUrls: urlList(env, "CODE_RUNNER_PYPI_INDEX_URLS") ?? DEFAULTS.pypiIndexUrls,
     packageCacheDir: env.CODE_RUNNER_PACKAGE_CACHE_DIR?.trim() || null,
+    httpToken: httpToken(env),
+    httpSessionIdleMs: positiveInteger(env, "CODE_RUNNER_HTTP_SESSION_IDLE_MS", DEFAULTS.httpSessionIdleMs),
+    httpMaxSessions: positiveInteger(env, "CODE_RUNNER_HTTP_MAX_SESSIONS", DEFAULTS.httpMaxSessions),
   };
+}
+
+function httpToken(env: Readonly<Record<string, string | undefined>>): string | null {
+  const file = env.CODE_RUNNER_HTTP_TOKEN_FILE?.trim();
+  let token = env.CODE_RUNNER_HTTP_TOKEN?.trim() || null;
+  if (file) {
+    try {
+      token = Deno.readTextFileSync(file).trim();
+    } catch (error) {
+      throw new ConfigError(`CODE_RUNNER_HTTP_TOKEN_FILE cannot be read: ${(error as Error).message}`);
+    }
+  }
+  if (token !== null && token.length < 16) {
+    throw new ConfigError("the HTTP token must be at least 16 characters long");
+  }
+  return token;
 }
 
 function optionalUrl(

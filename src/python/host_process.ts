@@ -11,7 +11,7 @@ import type { PyodideRuntime } from "./distribution.ts";
 import { HELPER_SOURCE } from "./helper_py.ts";
 import { HOST_URL } from "./host.ts";
 import { NotAPackageUrl, type PackageBroker } from "./package_broker.ts";
-import { type HostMessage, parseHostMessage, type ServerMessage } from "./protocol.ts";
+import { type DoneMessage, type HostMessage, parseHostMessage, type ServerMessage } from "./protocol.ts";
 
 /** What a host needs to start. */
 export interface HostOptions {
@@ -34,8 +34,7 @@ export interface HostOptions {
   snapshot?: { path: string; sha256: string };
 }
 
-/** The host's report of a finished call. */
-export type DoneMessage = Extract<HostMessage, { type: "done" }>;
+export type { DoneMessage };
 
 /** Why a host process ended. */
 export interface HostExit {

@@ -60,8 +60,40 @@ export type ServerMessage = InitMessage | RunMessage | FetchedMessage;
 
 const captured = z.object({ text: z.string(), truncated: z.boolean(), totalBytes: z.number() });
 
+/** Output of a call as the host captured it. */
+export interface CapturedText {
+  text: string;
+  truncated: boolean;
+  totalBytes: number;
+}
+
+/** A call's report from the host. */
+export interface DoneMessage {
+  type: "done";
+  callId: number;
+  outcome: "ok" | "error" | "interrupted" | "install_error";
+  stdout: CapturedText;
+  stderr: CapturedText;
+  result?: string;
+  resultJson?: unknown;
+  error?: string;
+  installed?: string[];
+  displays?: Array<{ mimeType: string; data?: string; text?: string }>;
+}
+
+/** A validated message from a host. */
+export type HostMessage =
+  | { type: "ready"; bootMs: number }
+  | { type: "fetch"; id: number; url: string; accept?: string }
+  | { type: "progress"; callId: number; message: string }
+  | { type: "installing"; callId: number }
+  | { type: "executing"; callId: number }
+  | DoneMessage
+  | { type: "fatal"; error: string }
+  | { type: "snapshot"; path: string };
+
 /** Every message a host may send. */
-export const hostMessageSchema = z.discriminatedUnion("type", [
+const hostMessageSchema: z.ZodType<HostMessage> = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ready"), bootMs: z.number() }),
   z.object({
     type: z.literal("fetch"),
@@ -89,9 +121,6 @@ export const hostMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("fatal"), error: z.string() }),
   z.object({ type: z.literal("snapshot"), path: z.string() }),
 ]);
-
-/** A validated message from a host. */
-export type HostMessage = z.infer<typeof hostMessageSchema>;
 
 /** Parses one line from a host; `null` for anything that is not a valid message. */
 export function parseHostMessage(line: string): HostMessage | null {

@@ -76,6 +76,12 @@ export class SnapshotStore {
     const tempManifest = `${this.#manifestPath}.${crypto.randomUUID()}.tmp`;
     await Deno.writeTextFile(tempManifest, JSON.stringify(manifest));
     await Deno.rename(tempManifest, this.#manifestPath);
+    // Snapshots of other versions or configurations are stale (31 MB each); keep only this one.
+    for await (const entry of Deno.readDir(this.dir)) {
+      if (!entry.name.startsWith(this.key) && /\.(bin|json)$/.test(entry.name)) {
+        await Deno.remove(join(this.dir, entry.name)).catch(() => {});
+      }
+    }
     return { path: this.path, sha256: manifest.sha256 };
   }
 

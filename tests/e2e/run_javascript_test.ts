@@ -98,7 +98,9 @@ Deno.test("run_javascript through a real MCP client", async (t) => {
         `Deno.writeTextFileSync("note.txt", "hello"); console.log(Deno.readTextFileSync("note.txt"), [...Deno.readDirSync(".")].length);`,
       );
       assert.equal(first.result.stdout, "hello 3\n", first.result.stderr);
-      const second = await server.js(`console.log([...Deno.readDirSync(".")].map((e) => e.name).sort().join(","));`);
+      const second = await server.js(
+        `console.log([...Deno.readDirSync(".")].map((e) => e.name).sort().join(","));`,
+      );
       assert.equal(second.result.stdout, "main.ts,output\n", "the next run starts with an empty directory");
     });
 

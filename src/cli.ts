@@ -1,0 +1,118 @@
+/**
+ * The human side of the bin: `run` a file or stdin through the same sandbox, and `doctor`.
+ *
+ * @module
+ */
+import { extname, join } from "node:path";
+import type { App } from "./app.ts";
+import { describePermissions } from "./permissions.ts";
+import { DEFAULT_PYODIDE_PACKAGES_URL, PYODIDE_VERSION } from "./python/distribution.ts";
+import type { RunResult } from "./result.ts";
+import { VERSION } from "./version.ts";
+
+// Only in these human commands is stdout for people; the MCP server never calls them.
+const encoder = new TextEncoder();
+const print = (text: string) =>
+  Deno.stdout.writeSync(encoder.encode(text.endsWith("\n") ? text : `${text}\n`));
+const printError = (text: string) =>
+  Deno.stderr.writeSync(encoder.encode(text.endsWith("\n") ? text : `${text}\n`));
+
+/** `run <file | ->`: runs the code, prints its output, and returns the exit code. */
+export async function runCommand(
+  app: App,
+  args: { path: string; python: boolean; timeoutMs?: number },
+): Promise<number> {
+  const python = args.python || extname(args.path).toLowerCase() === ".py";
+  const code = args.path === "-"
+    ? new TextDecoder().decode(await new Response(Deno.stdin.readable).arrayBuffer())
+    : await Deno.readTextFile(args.path);
+  const timeoutMs = args.timeoutMs ?? app.config.timeoutMs;
+  const result: RunResult & { result?: string } = python
+    ? await app.python.run({ code, packages: [], timeoutMs, reset: false }, {
+      onProgress: (m) => printError(`… ${m}`),
+    })
+    : await app.javascript.run(code, { timeoutMs });
+  if (result.stdout) Deno.stdout.writeSync(encoder.encode(result.stdout));
+  if (result.stderr) Deno.stderr.writeSync(encoder.encode(result.stderr));
+  if (result.result !== undefined) print(result.result);
+  for (const attachment of result.attachments ?? []) {
+    printError(
+      `[${attachment.mimeType}${attachment.name ? ` ${attachment.name}` : ""} returned; not shown here]`,
+    );
+  }
+  if (result.status !== "ok") printError(`${result.status}: ${result.message ?? ""}`.trim());
+  if (result.status === "ok") return 0;
+  return result.exitCode && result.exitCode > 0 ? result.exitCode : 1;
+}
+
+/** `doctor`: prints the effective configuration, caches, versions and whether the package sources answer. */
+export async function doctorCommand(app: App): Promise<number> {
+  const { config } = app;
+  const packageCache = config.packageCacheDir ?? join(app.denoDir, "code-runner-mcp", "packages");
+  print(`code-runner-mcp ${VERSION} on Deno ${Deno.version.deno}, Pyodide ${PYODIDE_VERSION} (Python 3.14)`);
+  print(`permissions for runs: ${describePermissions(config.permissions)}`);
+  print(
+    `limits: timeout ${config.timeoutMs} ms (max ${config.maxTimeoutMs}), memory ${config.memoryLimitMb} MiB ` +
+      `(Python ${config.pythonMemoryLimitMb} MiB), output ${config.outputLimitBytes} bytes/stream, ` +
+      `${config.maxConcurrency} JavaScript runs at once, installs ${config.installTimeoutMs} ms`,
+  );
+  print(`Deno cache (DENO_DIR): ${app.denoDir} (${await sizeOf(app.denoDir)})`);
+  print(`package cache: ${packageCache} (${await sizeOf(packageCache)})`);
+  const snapshots = await Array.fromAsync(Deno.readDir(join(packageCache, "snapshots"))).catch(() => []);
+  print(
+    `Python snapshot: ${
+      snapshots.some((e) => e.name.endsWith(".bin")) ? "present" : "not built yet (built on first use)"
+    }`,
+  );
+  const pyodideUrl = config.pyodidePackagesUrl ?? DEFAULT_PYODIDE_PACKAGES_URL;
+  let healthy = true;
+  for (
+    const [name, url] of [
+      ["Pyodide packages", `${pyodideUrl}pyodide-lock.json`],
+      ...config.pypiIndexUrls.map((index) => ["package index", `${index}/micropip/`]),
+    ] as Array<[string, string]>
+  ) {
+    const verdict = await probe(url);
+    healthy &&= verdict.ok;
+    print(`${name}: ${url} ${verdict.ok ? "✓ reachable" : `✗ ${verdict.detail}`}`);
+  }
+  if (!healthy) {
+    print(
+      "Unreachable sources: packages not yet cached cannot be installed (see CODE_RUNNER_*_URL(S) in --help).",
+    );
+  }
+  const result = await app.javascript.run("console.log('ok')", { timeoutMs: 30_000 });
+  print(
+    `JavaScript sandbox: ${result.stdout === "ok\n" ? "✓ works" : `✗ ${result.message ?? result.stderr}`}`,
+  );
+  const python = await app.python.run({ code: "1 + 1", packages: [], timeoutMs: 30_000, reset: false });
+  print(`Python sandbox: ${python.result === "2" ? "✓ works" : `✗ ${python.message ?? python.stderr}`}`);
+  return healthy && result.stdout === "ok\n" && python.result === "2" ? 0 : 1;
+}
+
+async function probe(url: string): Promise<{ ok: boolean; detail: string }> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    await response.body?.cancel();
+    return { ok: response.ok, detail: `HTTP ${response.status}` };
+  } catch (error) {
+    return { ok: false, detail: (error as Error).message.split("\n")[0] ?? "unreachable" };
+  }
+}
+
+async function sizeOf(dir: string): Promise<string> {
+  let bytes = 0;
+  const walk = async (path: string): Promise<void> => {
+    for await (const entry of Deno.readDir(path)) {
+      const child = join(path, entry.name);
+      if (entry.isDirectory) await walk(child);
+      else if (entry.isFile) bytes += (await Deno.stat(child).catch(() => ({ size: 0 }))).size;
+    }
+  };
+  try {
+    await walk(dir);
+  } catch {
+    return "missing";
+  }
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
