@@ -19,7 +19,7 @@ import { HELPER_SOURCE } from "./python/helper_py.ts";
 import { HOST_URL } from "./python/host.ts";
 import { type HostOptions, HostProcess } from "./python/host_process.ts";
 import { snapshotKey, SnapshotStore } from "./python/snapshot.ts";
-import { log } from "./log.ts";
+import { Logger } from "./log.ts";
 import { PackageBroker } from "./python/package_broker.ts";
 import { PythonSession } from "./python/session.ts";
 import { JavaScriptRunner } from "./javascript/runner.ts";
@@ -46,6 +46,8 @@ export interface App {
   /** A new MCP session (its own server and Python state) sharing this app's runners and caches. */
   newSession(): AppSession;
   readonly groups: ProcessGroups;
+  /** Diagnostics, to stderr and to every session's client. */
+  readonly logger: Logger;
   /** The private directory holding every run's working directory. */
   readonly runsRoot: string;
   readonly denoDir: string;
@@ -79,17 +81,25 @@ export async function createApp(
     serverEnv,
   });
   if (options.warm ?? true) javascript.warm();
-  const pythonSession = pythonSessions(config, { denoDir, runsRoot, groups, serverEnv });
+  const logger = new Logger();
+  const pythonSession = pythonSessions(config, { logger, denoDir, runsRoot, groups, serverEnv });
   const sessions = new Set<PythonSession>();
   const newSession = (): AppSession => {
     const python = pythonSession();
     if (options.warm ?? true) python.warm();
     sessions.add(python);
     const server = createServer({ config, javascript, python });
+    // Diagnostics reach this session's client at the level it set (the SDK filters).
+    const removeSink = logger.addSink((level, data) => {
+      if (server.isConnected()) {
+        server.sendLoggingMessage({ level, logger: "code-runner-mcp", data }).catch(() => {});
+      }
+    });
     return {
       server,
       python,
       close: async () => {
+        removeSink();
         sessions.delete(python);
         await python.close();
         await server.close().catch(() => {});
@@ -105,6 +115,7 @@ export async function createApp(
     javascript,
     newSession,
     groups,
+    logger,
     runsRoot,
     denoDir,
     close() {
@@ -121,6 +132,7 @@ export async function createApp(
 
 /** What a Python session is built from. */
 interface PythonContext {
+  logger: Logger;
   denoDir: string;
   runsRoot: string;
   groups: ProcessGroups;
@@ -149,7 +161,7 @@ export function pythonSessions(config: Config, context: PythonContext): () => Py
         const response = await broker.fetch(url);
         if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
         return response.path;
-      });
+      }, context.logger);
     })();
   const { grants } = config.permissions;
   const netFlags = config.permissions.flags.filter((flag) => /^--(allow|deny)-net\b/.test(flag));
@@ -205,7 +217,10 @@ export function pythonSessions(config: Config, context: PythonContext): () => Py
         await Deno.remove(workDir, { recursive: true }).catch(() => {});
       }
     }).catch((error) => {
-      log("warning", `could not build a Python snapshot, booting without one: ${(error as Error).message}`);
+      context.logger.log(
+        "warning",
+        `could not build a Python snapshot, booting without one: ${(error as Error).message}`,
+      );
       return null;
     }).finally(() => building = undefined);
     return await building;
@@ -218,6 +233,7 @@ export function pythonSessions(config: Config, context: PythonContext): () => Py
     });
   return () =>
     new PythonSession({
+      logger: context.logger,
       installTimeoutMs: config.installTimeoutMs,
       memoryLimitMb: config.pythonMemoryLimitMb,
       maxTimeoutMs: config.maxTimeoutMs,
@@ -228,7 +244,7 @@ export function pythonSessions(config: Config, context: PythonContext): () => Py
           return await boot(found);
         } catch (error) {
           // A corrupt snapshot, or one that does not boot, is thrown away; boot without it this time.
-          log(
+          context.logger.log(
             "warning",
             `the Python snapshot did not boot (${(error as Error).message}); it will be rebuilt`,
           );

@@ -10,7 +10,6 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 // @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/types"
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { App } from "./app.ts";
-import { log } from "./log.ts";
 
 /** How the HTTP server listens and whom it lets in. */
 export interface HttpOptions {
@@ -171,7 +170,7 @@ export function serveHttp(
       },
     }, (request) =>
       handle(request).catch((error) => {
-        log("error", `HTTP request failed: ${(error as Error).message}`);
+        app.logger.log("error", `HTTP request failed: ${(error as Error).message}`);
         return jsonError(500, "Internal error");
       }));
   });

@@ -72,10 +72,11 @@ export function createServer(deps: ServerDeps): McpServer {
       },
     },
     async ({ code, timeout_ms }, extra) => {
-      const result = await deps.javascript.run(code, {
-        timeoutMs: timeout_ms ?? config.timeoutMs,
-        signal: extra.signal,
-      });
+      const progress = progressReporter(extra);
+      const result = await whileReporting(
+        progress,
+        () => deps.javascript.run(code, { timeoutMs: timeout_ms ?? config.timeoutMs, signal: extra.signal }),
+      );
       return toToolResult(result);
     },
   );
@@ -106,22 +107,65 @@ export function createServer(deps: ServerDeps): McpServer {
       },
     },
     async ({ code, packages, timeout_ms, reset }, extra) => {
-      const progressToken = extra._meta?.progressToken;
-      let progress = 0;
-      const onProgress = progressToken === undefined ? undefined : (message: string) => {
-        extra.sendNotification({
-          method: "notifications/progress",
-          params: { progressToken, progress: ++progress, message },
-        }).catch(() => {});
-      };
-      const result = await deps.python.run(
-        { code, packages: packages ?? [], timeoutMs: timeout_ms ?? config.timeoutMs, reset: reset ?? false },
-        { signal: extra.signal, onProgress },
-      );
+      const progress = progressReporter(extra);
+      const result = await whileReporting(progress, () =>
+        deps.python.run(
+          {
+            code,
+            packages: packages ?? [],
+            timeoutMs: timeout_ms ?? config.timeoutMs,
+            reset: reset ?? false,
+          },
+          { signal: extra.signal, ...(progress ? { onProgress: progress } : {}) },
+        ));
       return toToolResult(result);
     },
   );
   return server;
+}
+
+/** How often a long run reports that it is still running, when the client asked for progress. */
+const HEARTBEAT_MS = 5000;
+
+/** The part of a request's context used for progress. */
+interface ProgressContext {
+  _meta?: { progressToken?: string | number };
+  sendNotification(notification: {
+    method: "notifications/progress";
+    params: { progressToken: string | number; progress: number; message: string };
+  }): Promise<void>;
+}
+
+/** A function sending MCP progress notifications, or undefined when the client sent no progressToken. */
+function progressReporter(extra: ProgressContext): ((message: string) => void) | undefined {
+  const progressToken = extra._meta?.progressToken;
+  if (progressToken === undefined) return undefined;
+  let progress = 0;
+  return (message) => {
+    extra.sendNotification({
+      method: "notifications/progress",
+      params: { progressToken, progress: ++progress, message },
+    })
+      .catch(() => {});
+  };
+}
+
+/** Runs `work`, reporting every few seconds that it is still running. */
+async function whileReporting<T>(
+  report: ((message: string) => void) | undefined,
+  work: () => Promise<T>,
+): Promise<T> {
+  if (!report) return await work();
+  const started = Date.now();
+  const timer = setInterval(
+    () => report(`still running (${Math.round((Date.now() - started) / 1000)} s)`),
+    HEARTBEAT_MS,
+  );
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** The run_python description: its state model, packages and limits under the current configuration. */

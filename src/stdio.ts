@@ -5,7 +5,6 @@
  */
 import process from "node:process";
 import type { App } from "./app.ts";
-import { log } from "./log.ts";
 import { LineTransport } from "./stdio_transport.ts";
 
 /**
@@ -14,7 +13,7 @@ import { LineTransport } from "./stdio_transport.ts";
  */
 export async function serveStdio(app: App): Promise<void> {
   const shutdown = async (why: string) => {
-    log("debug", `shutting down: ${why}`);
+    app.logger.log("debug", `shutting down: ${why}`);
     await app.close();
     Deno.exit(0);
   };

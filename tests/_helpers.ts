@@ -46,7 +46,10 @@ export interface TestServer {
   /** What the server wrote to stderr so far. */
   stderr(): string;
   /** Calls `run_javascript` and returns the structured result plus the text and error flag. */
-  js(code: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<ToolOutput>;
+  js(
+    code: string,
+    options?: { timeoutMs?: number; signal?: AbortSignal; onprogress?: (p: { message?: string }) => void },
+  ): Promise<ToolOutput>;
   /** Calls `run_python`. */
   py(code: string, options?: PythonCallOptions): Promise<ToolOutput>;
   /** Asserts that the server still answers a trivial call. */
@@ -90,13 +93,17 @@ export async function startServer(extraEnv: Record<string, string> = {}): Promis
   });
   const pid = transport.pid;
   assert(pid !== null, "server did not start");
-  const js = async (code: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}) => {
+  const js = async (
+    code: string,
+    options: { timeoutMs?: number; signal?: AbortSignal; onprogress?: (p: { message?: string }) => void } =
+      {},
+  ) => {
     const args: Record<string, unknown> = { code };
     if (options.timeoutMs !== undefined) args.timeout_ms = options.timeoutMs;
     const response = await client.callTool(
       { name: "run_javascript", arguments: args },
       undefined,
-      { signal: options.signal, timeout: 120_000 },
+      { signal: options.signal, timeout: 120_000, onprogress: options.onprogress },
     );
     return toolOutput(response);
   };

@@ -7,7 +7,7 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { version } from "pyodide";
-import { log } from "../log.ts";
+import type { Logger } from "../log.ts";
 
 /** The Pyodide version this server is built for (the `pyodide` import in deno.json). */
 export const PYODIDE_VERSION: string = version;
@@ -50,6 +50,7 @@ export async function locateLockfile(
   packagesUrl: string,
   runtime: PyodideRuntime,
   fetchFile: (url: string) => Promise<string>,
+  logger?: Logger,
 ): Promise<LockfileRef> {
   const local = `${runtime.dir}pyodide-lock.json`;
   let path = local;
@@ -59,7 +60,7 @@ export async function locateLockfile(
       const lock = JSON.parse(await Deno.readTextFile(path)) as Partial<Lockfile>;
       if (!lock.packages) throw new Error("it has no packages");
     } catch (error) {
-      log(
+      logger?.log(
         "warning",
         `could not read ${packagesUrl}pyodide-lock.json (${(error as Error).message}); using the lock file ` +
           `of Pyodide ${PYODIDE_VERSION}, whose hashes a mirror must match`,

@@ -5,7 +5,7 @@
  * @module
  */
 import { ConcurrencyLimiter } from "../limits.ts";
-import { log } from "../log.ts";
+import type { Logger } from "../log.ts";
 import { capAttachments, emptyResult, type RunResult } from "../result.ts";
 import { type DoneMessage, type HostExit, HostExited, type HostProcess } from "./host_process.ts";
 
@@ -34,6 +34,8 @@ export interface PythonSessionOptions {
   installTimeoutMs: number;
   memoryLimitMb: number;
   maxTimeoutMs: number;
+  /** Where diagnostics go. */
+  logger?: Logger;
 }
 
 const STATE_LOST = "The Python process was restarted: variables, imports, installed packages and files of " +
@@ -178,7 +180,10 @@ export class PythonSession {
     starting.then((host) => {
       host.exited.then((exit) => {
         if ((this.#host !== starting && this.#spare !== starting) || host.stopped) return;
-        log("warning", `an idle Python process exited (${exit.signal ?? exit.code}); replacing it`);
+        this.options.logger?.log(
+          "warning",
+          `an idle Python process exited (${exit.signal ?? exit.code}); replacing it`,
+        );
         if (this.#host === starting) this.#host = null;
         if (this.#spare === starting) this.#spare = null;
         if (!this.#closed) this.warm();

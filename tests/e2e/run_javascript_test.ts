@@ -205,6 +205,18 @@ Deno.test("run_javascript through a real MCP client", async (t) => {
       }
     });
 
+    await t.step("a long run reports progress when the client asks for it", async () => {
+      const messages: string[] = [];
+      const { result } = await server.js(
+        "await new Promise((r) => setTimeout(r, 6000)); console.log('done')",
+        {
+          onprogress: (progress) => messages.push(progress.message ?? ""),
+        },
+      );
+      assert.equal(result.stdout, "done\n");
+      assert.ok(messages.some((m) => /still running/.test(m)), `progress: ${messages.join(" | ")}`);
+    });
+
     await t.step("a cancelled call kills its run", async () => {
       const controller = new AbortController();
       const call = server.js("while (true) {}", { signal: controller.signal });

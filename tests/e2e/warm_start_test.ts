@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { eventually, jsRunPids, startServer } from "../_helpers.ts";
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/types"
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { childPids, eventually, jsRunPids, startServer } from "../_helpers.ts";
 
 function snapshotFiles(cacheDir: string): { bin: string; manifest: string } {
   const dir = join(cacheDir, "snapshots");
@@ -79,5 +81,32 @@ Deno.test("a waiting launcher that died is replaced, and a new start uses the ne
     assert.equal(env.result.stdout, "string\n", env.result.stderr);
   } finally {
     await second.close();
+  }
+});
+
+Deno.test("a Python process killed while idle is replaced, and the client is told at its log level", async () => {
+  const server = await startServer();
+  const messages: Array<{ level: string; data: unknown }> = [];
+  server.client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
+    messages.push(notification.params);
+  });
+  try {
+    await server.client.setLoggingLevel("warning");
+    await server.py("x = 1");
+    const host = childPids(server.pid).find((pid) =>
+      Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("function%20host")
+    );
+    assert.ok(host);
+    Deno.kill(host, "SIGKILL");
+    assert.ok(
+      await eventually(() =>
+        messages.some((m) => m.level === "warning" && /idle Python process exited/.test(String(m.data)))
+      ),
+      `log messages: ${JSON.stringify(messages)}`,
+    );
+    const { result } = await server.py("'x' in globals()");
+    assert.equal(result.result, "False");
+  } finally {
+    await server.close();
   }
 });
