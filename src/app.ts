@@ -182,6 +182,7 @@ export function pythonSessions(config: Config, context: PythonContext): () => Py
     workDir,
     groups: context.groups,
     serverEnv: context.serverEnv,
+    workspace: config.workspace,
     ...(snapshot ? { snapshot } : {}),
   });
   const inWorkDir = async <T>(use: (workDir: string) => Promise<T>): Promise<T> => {

@@ -31,6 +31,8 @@ export interface Config {
   readonly pypiIndexUrls: readonly string[];
   /** Where downloaded packages are kept, or null for the default (`CODE_RUNNER_PACKAGE_CACHE_DIR`). */
   readonly packageCacheDir: string | null;
+  /** A directory shared with both tools (`CODE_RUNNER_WORKSPACE`, `CODE_RUNNER_WORKSPACE_MODE`=ro|rw). */
+  readonly workspace: { path: string; writable: boolean } | null;
   /** Bearer token for HTTP (`CODE_RUNNER_HTTP_TOKEN`, or the file `CODE_RUNNER_HTTP_TOKEN_FILE`). */
   readonly httpToken: string | null;
   /** An HTTP session unused this long is closed (`CODE_RUNNER_HTTP_SESSION_IDLE_MS`). */
@@ -78,6 +80,15 @@ export const ENVIRONMENT_VARIABLES: Readonly<Record<string, string>> = {
     })`,
   CODE_RUNNER_PACKAGE_CACHE_DIR:
     "where downloaded Python packages are kept (default: code-runner-mcp/ in DENO_DIR)",
+  CODE_RUNNER_WORKSPACE:
+    "a host directory shared with every run: JavaScript sees it at its path, Python at /workspace (default: none)",
+  CODE_RUNNER_WORKSPACE_MODE: "ro (default) or rw: whether runs may write the workspace",
+  CODE_RUNNER_HTTP_TOKEN:
+    "with --http: the bearer token clients must send (required unless --host is loopback)",
+  CODE_RUNNER_HTTP_TOKEN_FILE: "with --http: a file holding the token, instead of CODE_RUNNER_HTTP_TOKEN",
+  CODE_RUNNER_HTTP_SESSION_IDLE_MS:
+    `with --http: close a session unused this long, with its Python state (default ${DEFAULTS.httpSessionIdleMs})`,
+  CODE_RUNNER_HTTP_MAX_SESSIONS: `with --http: sessions open at once (default ${DEFAULTS.httpMaxSessions})`,
 };
 
 /** Thrown when a setting is invalid; the message names the variable and what it accepts. */
@@ -133,10 +144,28 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     pyodidePackagesUrl: optionalUrl(env, "CODE_RUNNER_PYODIDE_PACKAGES_URL", true),
     pypiIndexUrls: urlList(env, "CODE_RUNNER_PYPI_INDEX_URLS") ?? DEFAULTS.pypiIndexUrls,
     packageCacheDir: env.CODE_RUNNER_PACKAGE_CACHE_DIR?.trim() || null,
+    workspace: workspace(env),
     httpToken: httpToken(env),
     httpSessionIdleMs: positiveInteger(env, "CODE_RUNNER_HTTP_SESSION_IDLE_MS", DEFAULTS.httpSessionIdleMs),
     httpMaxSessions: positiveInteger(env, "CODE_RUNNER_HTTP_MAX_SESSIONS", DEFAULTS.httpMaxSessions),
   };
+}
+
+function workspace(env: Readonly<Record<string, string | undefined>>): Config["workspace"] {
+  const raw = env.CODE_RUNNER_WORKSPACE?.trim();
+  const mode = env.CODE_RUNNER_WORKSPACE_MODE?.trim() || "ro";
+  if (mode !== "ro" && mode !== "rw") {
+    throw new ConfigError(`CODE_RUNNER_WORKSPACE_MODE must be ro or rw, got ${JSON.stringify(mode)}`);
+  }
+  if (!raw) return null;
+  let path: string;
+  try {
+    path = Deno.realPathSync(raw);
+    if (!Deno.statSync(path).isDirectory) throw new Error("not a directory");
+  } catch (error) {
+    throw new ConfigError(`CODE_RUNNER_WORKSPACE must be an existing directory: ${(error as Error).message}`);
+  }
+  return { path, writable: mode === "rw" };
 }
 
 function httpToken(env: Readonly<Record<string, string | undefined>>): string | null {

@@ -14,6 +14,8 @@ export interface SandboxPaths {
   runsRoot: string;
   /** Caches shared by all runs (Deno's module and npm cache): never writable by a run. */
   sharedCaches: readonly string[];
+  /** The operator's shared workspace, if enabled: readable, and writable when `writable`. */
+  workspace?: { path: string; writable: boolean } | null;
 }
 
 /**
@@ -39,10 +41,13 @@ export function sandboxFlags(permissions: Permissions, paths: SandboxPaths): str
   const flags = permissions.flags.map((flag) =>
     flag === "--allow-read" || flag === "--allow-write" ? `${flag}=/` : flag
   );
+  const workspace = paths.workspace;
   return [
     ...flags,
     `--allow-read=${workDir}`,
     `--allow-write=${workDir}`,
+    ...(workspace ? [`--allow-read=${workspace.path}`] : []),
+    ...(workspace?.writable ? [`--allow-write=${workspace.path}`] : []),
     // Security: even with broad grants a run cannot see other runs nor write what later runs load.
     `--deny-read=${runsRoot}`,
     `--deny-write=${[runsRoot, ...sharedCaches].join(",")}`,

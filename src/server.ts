@@ -188,6 +188,13 @@ export function pythonDescription(config: Config): string {
     `The sandbox has no access to host files, environment variables or subprocesses; network: ${
       net === "none" ? "none (package installs still work)" : net === "all" ? "allowed" : net.join(", ")
     }. input() raises EOFError.`,
+    ...(config.workspace
+      ? [
+        `A shared workspace directory is mounted at /workspace (${
+          config.workspace.writable ? "read-write" : "read-only"
+        }); files there persist across calls and sessions.`,
+      ]
+      : []),
     `Limits: ${config.timeoutMs} ms by default (timeout_ms up to ${config.maxTimeoutMs}), ` +
     `${config.pythonMemoryLimitMb} MiB of memory, ${config.outputLimitBytes} bytes each of stdout and ` +
     "stderr (more is cut and marked). Calls in a session run one at a time.",
@@ -216,6 +223,13 @@ export function javascriptDescription(config: Config): string {
     "after the run. To return an image or a file, write it to ./output/ (e.g. " +
     'Deno.writeFileSync("output/chart.png", bytes)): PNG, JPEG, GIF and WebP come back as images, text ' +
     "files as text, others as binary resources (up to 20 files, 5 MiB each).",
+    ...(config.workspace
+      ? [
+        `A shared workspace directory is at ${config.workspace.path} (${
+          config.workspace.writable ? "read-write" : "read-only"
+        }); files there persist across runs.`,
+      ]
+      : []),
     `Limits: ${config.timeoutMs} ms by default (timeout_ms up to ${config.maxTimeoutMs}), ` +
     `${config.memoryLimitMb} MiB of memory, ${config.outputLimitBytes} bytes each of stdout and stderr ` +
     "(more is cut and marked).",

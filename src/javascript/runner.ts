@@ -111,7 +111,12 @@ export class JavaScriptRunner {
       "--no-lock",
       "--no-prompt",
       "--quiet",
-      ...sandboxFlags(config.permissions, { workDir, runsRoot, sharedCaches: [denoDir] }),
+      ...sandboxFlags(config.permissions, {
+        workDir,
+        runsRoot,
+        sharedCaches: [denoDir],
+        workspace: config.workspace,
+      }),
       `--v8-flags=--max-old-space-size=${config.memoryLimitMb}`,
       // Security: localStorage and the Cache API of this run stay with this run (see origin_storage.ts).
       `--location=${origin}`,

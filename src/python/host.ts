@@ -23,6 +23,13 @@ interface Pyodide {
   toPy(value: unknown): unknown;
 }
 
+/** The part of Emscripten's file system API used to mount the workspace. */
+interface EmscriptenFS {
+  mkdirTree(path: string): void;
+  mount(type: unknown, options: { root: string }, mountpoint: string): void;
+  filesystems: { NODEFS: unknown };
+}
+
 /** The helper module's functions, as Pyodide proxies them to JavaScript. */
 interface Helper {
   plan(code: string, packages: unknown, importMap: unknown): { toJs(): unknown };
@@ -224,6 +231,12 @@ async function host(): Promise<void> {
     worker.postMessage(interrupt.buffer);
   }
 
+  if (config.workspace) {
+    // The operator's shared directory; Deno's permissions decide what Python may do in it.
+    const fs = (pyodide as unknown as { FS: EmscriptenFS }).FS;
+    fs.mkdirTree("/workspace");
+    fs.mount(fs.filesystems.NODEFS, { root: config.workspace.path }, "/workspace");
+  }
   // A snapshot already holds the helper; otherwise define it now.
   const helper =
     (config.snapshotPath

@@ -30,6 +30,8 @@ export interface HostOptions {
   workDir: string;
   groups: ProcessGroups;
   serverEnv: Readonly<Record<string, string | undefined>>;
+  /** The operator's shared workspace, if enabled. */
+  workspace?: { path: string; writable: boolean } | null;
   /** A memory snapshot to boot from, with the sha256 the host checks it against. */
   snapshot?: { path: string; sha256: string };
 }
@@ -93,6 +95,9 @@ export class HostProcess {
         // only when the operator granted it.
         `--allow-read=${runtime.dir},${broker.cacheDir},${workDir}`,
         `--allow-write=${workDir}`,
+        // The operator's workspace, mounted at /workspace: what the operator shares, nothing more.
+        ...(options.workspace ? [`--allow-read=${options.workspace.path}`] : []),
+        ...(options.workspace?.writable ? [`--allow-write=${options.workspace.path}`] : []),
         ...netFlags,
         // Security: web storage (js.localStorage, js.caches) stays with this process.
         `--location=${origin}`,
@@ -179,6 +184,7 @@ export class HostProcess {
       indexUrls: [...options.indexUrls],
       helper: HELPER_SOURCE,
       outputLimitBytes: options.outputLimitBytes,
+      ...(options.workspace && !makeSnapshot ? { workspace: options.workspace } : {}),
       ...(options.snapshot && !makeSnapshot
         ? { snapshotPath: options.snapshot.path, snapshotSha256: options.snapshot.sha256 }
         : {}),

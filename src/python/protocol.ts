@@ -27,6 +27,8 @@ export interface InitMessage {
   /** Python source of the helper module. */
   helper: string;
   outputLimitBytes: number;
+  /** The operator's shared workspace, mounted at /workspace. */
+  workspace?: { path: string; writable: boolean };
   /** A memory snapshot to boot from, and the sha256 it must have. */
   snapshotPath?: string;
   snapshotSha256?: string;

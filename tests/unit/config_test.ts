@@ -57,3 +57,29 @@ Deno.test("loadConfig() rejects bad values with the variable's name", async (t) 
     });
   }
 });
+
+Deno.test("loadConfig() reads the workspace and HTTP settings", async () => {
+  const dir = await Deno.makeTempDir();
+  const tokenFile = `${dir}/token`;
+  await Deno.writeTextFile(tokenFile, "a-token-of-twenty-chars\n");
+  try {
+    const config = loadConfig({
+      CODE_RUNNER_WORKSPACE: dir,
+      CODE_RUNNER_WORKSPACE_MODE: "rw",
+      CODE_RUNNER_HTTP_TOKEN_FILE: tokenFile,
+      CODE_RUNNER_HTTP_SESSION_IDLE_MS: "5000",
+      CODE_RUNNER_HTTP_MAX_SESSIONS: "3",
+    });
+    assert.deepEqual(config.workspace, { path: await Deno.realPath(dir), writable: true });
+    assert.equal(config.httpToken, "a-token-of-twenty-chars");
+    assert.equal(config.httpSessionIdleMs, 5000);
+    assert.equal(config.httpMaxSessions, 3);
+    assert.equal(loadConfig({ CODE_RUNNER_WORKSPACE: dir }).workspace?.writable, false);
+    assert.equal(loadConfig({}).workspace, null);
+    assert.throws(() => loadConfig({ CODE_RUNNER_WORKSPACE: `${dir}/missing` }), /existing directory/);
+    assert.throws(() => loadConfig({ CODE_RUNNER_WORKSPACE_MODE: "rwx" }), /ro or rw/);
+    assert.throws(() => loadConfig({ CODE_RUNNER_HTTP_TOKEN: "short" }), /16 characters/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -27,3 +27,11 @@ Deno.test("sandboxFlags() adds the run's directory and hides the server's", asyn
     });
   }
 });
+
+Deno.test("sandboxFlags() grants the operator's workspace, writable only when configured", () => {
+  const ro = sandboxFlags(parsePermissionArgs(""), { ...paths, workspace: { path: "/ws", writable: false } });
+  assert.ok(ro.includes("--allow-read=/ws"));
+  assert.ok(!ro.includes("--allow-write=/ws"));
+  const rw = sandboxFlags(parsePermissionArgs(""), { ...paths, workspace: { path: "/ws", writable: true } });
+  assert.ok(rw.includes("--allow-write=/ws"));
+});

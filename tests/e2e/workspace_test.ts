@@ -1,0 +1,53 @@
+/**
+ * The operator's shared workspace: one host directory seen by both tools, read-only or read-write.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startServer } from "../_helpers.ts";
+
+Deno.test("a read-write workspace is shared by both tools and by later runs", async () => {
+  const workspace = await Deno.realPath(await Deno.makeTempDir({ prefix: "code-runner-workspace-" }));
+  await Deno.writeTextFile(join(workspace, "input.csv"), "a,b\n1,2\n");
+  const server = await startServer({ CODE_RUNNER_WORKSPACE: workspace, CODE_RUNNER_WORKSPACE_MODE: "rw" });
+  try {
+    const { tools } = await server.client.listTools();
+    assert.ok(tools.every((tool) => (tool.description ?? "").includes("workspace")));
+    const js = await server.js(
+      `const text = Deno.readTextFileSync(${JSON.stringify(join(workspace, "input.csv"))});\n` +
+        `Deno.writeTextFileSync(${JSON.stringify(join(workspace, "from-js.txt"))}, text.toUpperCase());`,
+    );
+    assert.equal(js.result.status, "ok", js.text);
+    const py = await server.py(
+      "print(open('/workspace/from-js.txt').read(), end='')\nopen('/workspace/from-py.txt', 'w').write('py')",
+    );
+    assert.equal(py.result.stdout, "A,B\n1,2\n", py.text);
+    assert.equal(await Deno.readTextFile(join(workspace, "from-py.txt")), "py");
+    // `..` leaves the mount into Python's in-memory file system, never into the host's.
+    await server.py("open('/workspace/../escape-probe.txt', 'w').write('x')");
+    assert.equal(await Deno.stat(join(workspace, "..", "escape-probe.txt")).catch(() => null), null);
+  } finally {
+    await server.close();
+    await Deno.remove(workspace, { recursive: true });
+  }
+});
+
+Deno.test("a read-only workspace can be read but not written by either tool", async () => {
+  const workspace = await Deno.realPath(await Deno.makeTempDir({ prefix: "code-runner-workspace-" }));
+  await Deno.writeTextFile(join(workspace, "data.txt"), "shared");
+  const server = await startServer({ CODE_RUNNER_WORKSPACE: workspace });
+  try {
+    const read = await server.py("open('/workspace/data.txt').read()");
+    assert.equal(read.result.result, "'shared'", read.text);
+    const pyWrite = await server.py("open('/workspace/new.txt', 'w').write('x')");
+    assert.equal(pyWrite.isError, true, pyWrite.text);
+    const jsWrite = await server.js(
+      `Deno.writeTextFileSync(${JSON.stringify(join(workspace, "new.txt"))}, "x")`,
+    );
+    assert.equal(jsWrite.isError, true);
+    assert.match(jsWrite.result.stderr, /NotCapable|Requires write access/);
+    assert.equal(await Deno.stat(join(workspace, "new.txt")).catch(() => null), null);
+  } finally {
+    await server.close();
+    await Deno.remove(workspace, { recursive: true });
+  }
+});
