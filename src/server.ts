@@ -65,8 +65,9 @@ export function createServer(deps: ServerDeps): McpServer {
       outputSchema: runResultSchema,
       annotations: {
         readOnlyHint: false,
+        // Only what outlives a run can be destroyed: host files it may write, programs it may run.
         destructiveHint: config.permissions.grants.write !== "none" ||
-          config.permissions.grants.run !== "none",
+          config.permissions.grants.run !== "none" || config.workspace?.writable === true,
         idempotentHint: false,
         openWorldHint: config.permissions.grants.net !== "none",
       },
@@ -101,9 +102,10 @@ export function createServer(deps: ServerDeps): McpServer {
       outputSchema: runResultSchema,
       annotations: {
         readOnlyHint: false,
-        destructiveHint: false,
+        destructiveHint: config.workspace?.writable === true,
         idempotentHint: false,
-        openWorldHint: true,
+        // Package installs reach the configured indexes, but the code itself reaches out only with --allow-net.
+        openWorldHint: config.permissions.grants.net !== "none",
       },
     },
     async ({ code, packages, timeout_ms, reset }, extra) => {

@@ -44,6 +44,8 @@ Deno.test("run_python through a real MCP client", async (t) => {
         "timeout_ms",
       ]);
       assert.ok(tool.outputSchema?.properties?.result);
+      assert.equal(tool.annotations?.openWorldHint, false, "no network for code without --allow-net");
+      assert.equal(tool.annotations?.destructiveHint, false);
     });
 
     await t.step("prints, and returns the last expression as repr and JSON", async () => {

@@ -12,6 +12,10 @@ Deno.test("a read-write workspace is shared by both tools and by later runs", as
   try {
     const { tools } = await server.client.listTools();
     assert.ok(tools.every((tool) => (tool.description ?? "").includes("workspace")));
+    assert.ok(
+      tools.every((tool) => tool.annotations?.destructiveHint === true),
+      "a writable workspace can be damaged",
+    );
     const js = await server.js(
       `const text = Deno.readTextFileSync(${JSON.stringify(join(workspace, "input.csv"))});\n` +
         `Deno.writeTextFileSync(${JSON.stringify(join(workspace, "from-js.txt"))}, text.toUpperCase());`,
