@@ -7,26 +7,15 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import assert from "node:assert/strict";
 import { DOWNLOAD_SETTINGS } from "../src/child_env.ts";
+import type { PythonRunResult } from "../src/python/session.ts";
 
 /** The entry users run. */
 export const BIN = new URL("../bin/code_runner.ts", import.meta.url).pathname;
 
-/** The structured result of a run, as the client receives it. */
-export interface RunOutput {
-  status: string;
-  stdout: string;
-  stderr: string;
-  exitCode: number | null;
-  durationMs: number;
-  timedOut: boolean;
-  cancelled: boolean;
-  truncated: boolean;
-  memoryExceeded: boolean;
-  message?: string;
-  result?: string;
-  resultJson?: unknown;
+/** The structured result of a run, as the client receives it (attachments are listed, not carried). */
+export interface RunOutput extends Omit<PythonRunResult, "attachments" | "stateReset"> {
   stateReset?: boolean;
-  installed?: string[];
+  attachments?: Array<{ mimeType: string; name?: string; bytes: number }>;
 }
 
 /** Options of a `run_python` call. */
