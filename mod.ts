@@ -9,7 +9,8 @@
  *
  * @module
  */
-export { type App, createApp } from "./src/app.ts";
+export { type App, type AppSession, createApp } from "./src/app.ts";
+export { createRuntime, type Runtime } from "./src/runtime.ts";
 export { type Config, ConfigError, DEFAULTS, loadConfig } from "./src/config.ts";
 export {
   type Grant,

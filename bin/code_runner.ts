@@ -7,12 +7,11 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from "../src/config.ts";
-import { createApp } from "../src/app.ts";
-import { doctorCommand, runCommand } from "../src/cli.ts";
-import { serveHttp } from "../src/http.ts";
 import { describePermissions } from "../src/permissions.ts";
-import { serveStdio } from "../src/stdio.ts";
+import { createRuntime } from "../src/runtime.ts";
 import { VERSION } from "../src/version.ts";
+// The MCP SDK (src/app.ts, http.ts, stdio.ts, cli.ts) is imported only after the runtime has started
+// Python booting, so that the two happen at once.
 
 const HELP =
   `code-runner-mcp ${VERSION} — an MCP server that runs JavaScript/TypeScript and Python in a sandbox.
@@ -85,8 +84,11 @@ async function main(argv: string[]): Promise<number> {
     console.error(`code-runner-mcp: ${error.message}`);
     return 1;
   }
+  const runtime = await createRuntime(config, Deno.env.toObject(), { warm: command === undefined });
+  const { createApp } = await import("../src/app.ts");
   if (command === "run" || command === "doctor") {
-    const app = await createApp(config, Deno.env.toObject(), { warm: false });
+    const { doctorCommand, runCommand } = await import("../src/cli.ts");
+    const app = await createApp(config, Deno.env.toObject(), { runtime });
     try {
       return command === "doctor" ? await doctorCommand(app) : await runCommand(app, {
         path: rest[0] as string,
@@ -97,8 +99,9 @@ async function main(argv: string[]): Promise<number> {
       await app.close();
     }
   }
-  const app = await createApp(config);
+  const app = await createApp(config, Deno.env.toObject(), { runtime });
   if (values.http) {
+    const { serveHttp } = await import("../src/http.ts");
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       console.error(`code-runner-mcp: --port must be a port number, got ${JSON.stringify(values.port)}`);
@@ -150,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
       ].join("\n"),
     );
   }
+  const { serveStdio } = await import("../src/stdio.ts");
   await serveStdio(app);
   return -1;
 }
