@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from "../src/config.ts";
 import { describePermissions } from "../src/permissions.ts";
 import { createRuntime } from "../src/runtime.ts";
+import { exitOnSignals } from "../src/signals.ts";
 import { VERSION } from "../src/version.ts";
 // The MCP SDK (src/app.ts, http.ts, stdio.ts, cli.ts) is imported only after the runtime has started
 // Python booting, so that the two happen at once.
@@ -85,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const runtime = await createRuntime(config, Deno.env.toObject(), { warm: command === undefined });
+  exitOnSignals(() => runtime.close());
   const { createApp } = await import("../src/app.ts");
   if (command === "run" || command === "doctor") {
     const { doctorCommand, runCommand } = await import("../src/cli.ts");
@@ -127,13 +129,6 @@ async function main(argv: string[]): Promise<number> {
         `${config.httpToken ? " (bearer token required)" : ""}; permissions for runs: ` +
         describePermissions(config.permissions),
     );
-    for (const signal of ["SIGTERM", "SIGINT"] as const) {
-      Deno.addSignalListener(signal, async () => {
-        await served.shutdown();
-        await app.close();
-        Deno.exit(0);
-      });
-    }
     return -1;
   }
   if (Deno.stdin.isTerminal()) {

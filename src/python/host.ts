@@ -219,6 +219,7 @@ async function host(): Promise<void> {
     globalThis.addEventListener("message", (event) => {
       const flag = new Int32Array((event as MessageEvent<SharedArrayBuffer>).data);
       Deno.addSignalListener("SIGUSR1", () => Atomics.store(flag, 0, 2));
+      (globalThis as unknown as { postMessage(message: string): void }).postMessage("listening");
     });
   }
   const interrupt = new Int32Array(new SharedArrayBuffer(4));
@@ -228,7 +229,10 @@ async function host(): Promise<void> {
       `data:application/javascript,${encodeURIComponent(`(${interruptWorker.toString()})()`)}`,
       { type: "module" },
     );
+    // Until the worker listens, SIGUSR1 would kill the process (its default action): wait for it.
+    const listening = new Promise((resolve) => worker.onmessage = resolve);
     worker.postMessage(interrupt.buffer);
+    await listening;
   }
 
   if (config.workspace) {

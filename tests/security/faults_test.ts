@@ -298,11 +298,13 @@ Deno.test("200 mixed calls at concurrency 8 all get the right answer, and resour
       }
     });
     let next = 0;
+    let restarted = false;
     const failures: string[] = [];
     await Promise.all(Array.from({ length: 8 }, async () => {
       while (next < cases.length) {
         const index = next++;
         const { result } = await (cases[index] as Case).run();
+        if ((result as { stateReset?: boolean }).stateReset) restarted = true;
         if (!(cases[index] as Case).expect(result)) {
           failures.push(`call ${index}: ${JSON.stringify(result).slice(0, 200)}`);
         }
@@ -310,11 +312,16 @@ Deno.test("200 mixed calls at concurrency 8 all get the right answer, and resour
     }));
     assert.deepEqual(failures, []);
     await server.assertAlive();
+    // After a restart the session keeps a spare interpreter ready: one process and one directory more.
+    const spare = restarted ? 1 : 0;
     assert.ok(
-      await eventually(() => processesMentioning(tmp).length === baseline.processes, 10_000),
-      `processes: ${processesMentioning(tmp).length}, baseline ${baseline.processes}`,
+      await eventually(() => processesMentioning(tmp).length === baseline.processes + spare, 10_000),
+      `processes: ${processesMentioning(tmp).length}, baseline ${baseline.processes} + ${spare}`,
     );
-    assert.ok(await eventually(() => tempEntries(tmp).length === baseline.temp), `temp: ${tempEntries(tmp)}`);
+    assert.ok(
+      await eventually(() => tempEntries(tmp).length === baseline.temp + spare, 10_000),
+      `temp: ${tempEntries(tmp)}, baseline ${baseline.temp} + ${spare}`,
+    );
     assert.ok(
       await eventually(() => [...Deno.readDirSync(`/proc/${server.pid}/fd`)].length <= baseline.fds + 2),
       "open files grew",

@@ -139,25 +139,45 @@ Deno.test("run_javascript with broad file access still cannot reach other runs, 
   }
 });
 
-Deno.test("run_javascript: remote imports follow --allow-import, variables follow --allow-env=NAME", async () => {
-  const moduleServer = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    () =>
-      new Response("export const answer: number = 42;", {
-        headers: { "content-type": "application/typescript" },
-      }),
-  );
+Deno.test("run_javascript: remote and jsr: imports follow --allow-import, variables follow --allow-env=NAME", async () => {
+  // One loopback server plays a module host and, through JSR_URL (a download setting), a JSR registry.
+  const jsrModule = "export const greet = (name: string): string => `hello ${name}`;\n";
+  const jsrSha = Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(jsrModule))),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const moduleServer = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/@test/greet/meta.json") {
+      return Response.json({ scope: "test", name: "greet", latest: "1.0.0", versions: { "1.0.0": {} } });
+    }
+    if (path === "/@test/greet/1.0.0_meta.json") {
+      return Response.json({
+        manifest: { "/mod.ts": { size: jsrModule.length, checksum: `sha256-${jsrSha}` } },
+        exports: { ".": "./mod.ts" },
+      });
+    }
+    if (path === "/@test/greet/1.0.0/mod.ts") {
+      return new Response(jsrModule, { headers: { "content-type": "application/typescript" } });
+    }
+    return new Response("export const answer: number = 42;", {
+      headers: { "content-type": "application/typescript" },
+    });
+  });
   const port = moduleServer.addr.port;
   const server = await startServer({
     DENO_PERMISSION_ARGS: `--allow-import=127.0.0.1:${port} --allow-env=VISIBLE_VAR`,
     VISIBLE_VAR: "visible-value",
     CANARY_SECRET: SECRET_ENV_TEXT,
+    JSR_URL: `http://127.0.0.1:${port}/`,
   });
   try {
     const allowed = await server.js(
       `import { answer } from "http://127.0.0.1:${port}/mod.ts"; console.log(answer);`,
     );
     assert.equal(allowed.result.stdout, "42\n", allowed.result.stderr);
+    const jsr = await server.js(`import { greet } from "jsr:@test/greet@1.0.0"; console.log(greet("jsr"));`);
+    assert.equal(jsr.result.stdout, "hello jsr\n", jsr.result.stderr);
     const { tools } = await server.client.listTools();
     assert.match(tools[0]?.description ?? "", new RegExp(`import: 127.0.0.1:${port}`));
     const other = await server.js(`await import("http://127.0.0.1:1/mod.ts");`);
