@@ -8,6 +8,7 @@
  * @module
  */
 import { join } from "node:path";
+import { sha256Hex } from "./sha256.ts";
 
 /** A fresh origin no other process uses, for `deno run --location`. */
 export function privateOrigin(): string {
@@ -16,8 +17,7 @@ export function privateOrigin(): string {
 
 /** Removes what a process with `origin` stored in Deno's location data. */
 export async function removeOriginStorage(denoDir: string, origin: string): Promise<void> {
-  const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(origin));
-  const key = Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
+  const key = await sha256Hex(origin);
   for (const dir of [join(denoDir, "location_data", key), join(denoDir, "location_data", "web_cache", key)]) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

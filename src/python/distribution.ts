@@ -8,6 +8,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { version } from "pyodide";
 import type { Logger } from "../log.ts";
+import { sha256Hex } from "../sha256.ts";
 
 /** The Pyodide version this server is built for (the `pyodide` import in deno.json). */
 export const PYODIDE_VERSION: string = version;
@@ -68,16 +69,11 @@ export async function locateLockfile(
       path = local;
     }
   }
-  return { path, sha256: await sha256File(path) };
+  return { path, sha256: await sha256Hex(await Deno.readFile(path)) };
 }
 
 /** sha256 of each distribution file, by file name, from a lock file. */
 export async function distributionHashes(path: string): Promise<Map<string, string>> {
   const lock = JSON.parse(await Deno.readTextFile(path)) as Lockfile;
   return new Map(Object.values(lock.packages).map((entry) => [entry.file_name, entry.sha256]));
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
-  return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -164,6 +164,7 @@ async function host(): Promise<void> {
   };
 
   // The snapshot is checked here, where it is read anyway, against the hash the server recorded.
+  // (This file runs serialized in the sandbox and cannot import src/sha256.ts.)
   async function verifiedSnapshot(path: string, sha256: string | undefined): Promise<Uint8Array> {
     const bytes = await Deno.readFile(path);
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));

@@ -10,6 +10,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { sha256Hex } from "../sha256.ts";
 
 /** Where packages come from. */
 export interface PackageSources {
@@ -118,7 +119,7 @@ export class PackageBroker {
     options: { signal?: AbortSignal; onProgress?: (message: string) => void },
   ): Promise<BrokeredResponse> {
     const name = basename(new URL(url).pathname);
-    const path = join(this.cacheDir, "files", `${sha256 ?? await digest(url)}-${name}`);
+    const path = join(this.cacheDir, "files", `${sha256 ?? await sha256Hex(url)}-${name}`);
     const contentType = "application/octet-stream";
     if (await exists(path)) return { path, status: 200, contentType };
     options.onProgress?.(`Downloading ${name}`);
@@ -126,7 +127,7 @@ export class PackageBroker {
     if (!response.ok) return await this.#store(path, response, { status: response.status });
     const body = new Uint8Array(await response.arrayBuffer());
     if (sha256) {
-      const actual = await digest(body);
+      const actual = await sha256Hex(body);
       if (actual !== sha256) {
         throw new Error(
           `${name} from ${url} has sha256 ${actual}, but its source lists ${sha256}; not using it`,
@@ -143,7 +144,7 @@ export class PackageBroker {
     url: string,
     options: { accept?: string; signal?: AbortSignal },
   ): Promise<BrokeredResponse> {
-    const key = await digest(`${url}\n${options.accept ?? ""}`);
+    const key = await sha256Hex(`${url}\n${options.accept ?? ""}`);
     const path = join(this.cacheDir, "index", `${key}.body`);
     const metaPath = join(this.cacheDir, "index", `${key}.json`);
     const cached = await Deno.readTextFile(metaPath).then(
@@ -255,12 +256,6 @@ async function download(url: string, accept: string | undefined, signal?: AbortS
     headers: accept ? { accept } : {},
     signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
   });
-}
-
-async function digest(data: string | Uint8Array): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const hash = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -6,19 +6,13 @@
  * @module
  */
 import { join } from "node:path";
+import { sha256Hex } from "../sha256.ts";
 
 /** What a snapshot's manifest records. */
 interface Manifest {
   key: string;
   sha256: string;
   bytes: number;
-}
-
-/** sha256 of some bytes, as hex. */
-export async function sha256Hex(data: Uint8Array | string): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const hash = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
