@@ -87,20 +87,19 @@ async function main(argv: string[]): Promise<number> {
   }
   const runtime = await createRuntime(config, Deno.env.toObject(), { warm: command === undefined });
   exitOnSignals(() => runtime.close());
-  const { createApp } = await import("../src/app.ts");
   if (command === "run" || command === "doctor") {
     const { doctorCommand, runCommand } = await import("../src/cli.ts");
-    const app = await createApp(config, Deno.env.toObject(), { runtime });
     try {
-      return command === "doctor" ? await doctorCommand(app) : await runCommand(app, {
+      return command === "doctor" ? await doctorCommand(runtime) : await runCommand(runtime, {
         path: rest[0] as string,
         python: values.python ?? false,
         timeoutMs: values.timeout ? Number(values.timeout) : undefined,
       });
     } finally {
-      await app.close();
+      await runtime.close();
     }
   }
+  const { createApp } = await import("../src/app.ts");
   const app = await createApp(config, Deno.env.toObject(), { runtime });
   if (values.http) {
     const { serveHttp } = await import("../src/http.ts");

@@ -6,12 +6,9 @@
 // @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/server/mcp"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Config } from "./config.ts";
-import type { JavaScriptRunner } from "./javascript/runner.ts";
-import type { Logger } from "./log.ts";
 import type { PythonSession } from "./python/session.ts";
 import { createRuntime, type Runtime } from "./runtime.ts";
 import { createServer } from "./server.ts";
-import type { ProcessGroups } from "./subprocess.ts";
 
 /** One MCP session: its server and its Python interpreter. */
 export interface AppSession {
@@ -21,22 +18,13 @@ export interface AppSession {
   close(): Promise<void>;
 }
 
-/** A built server and the resources it owns. */
+/** A built server and the runtime it serves from. */
 export interface App {
-  readonly config: Config;
-  /** The MCP server of the default (stdio) session. */
-  readonly server: McpServer;
-  /** The default session's Python. */
-  readonly python: PythonSession;
-  readonly javascript: JavaScriptRunner;
+  readonly runtime: Runtime;
+  /** The default (stdio) session. */
+  readonly session: AppSession;
   /** A new MCP session (its own server and Python state) sharing this app's runners and caches. */
   newSession(): AppSession;
-  readonly groups: ProcessGroups;
-  /** Diagnostics, to stderr and to every session's client. */
-  readonly logger: Logger;
-  /** The private directory holding every run's working directory. */
-  readonly runsRoot: string;
-  readonly denoDir: string;
   /** Kills every child and removes every temp directory; safe to call twice. */
   close(): Promise<void>;
 }
@@ -46,8 +34,16 @@ export interface App {
  *
  * @example
  * ```ts
- * const app = await createApp(loadConfig(Deno.env.toObject()));
- * try { await app.server.connect(transport); } finally { await app.close(); }
+ * import { loadConfig } from "./config.ts";
+ * import { LineTransport } from "./stdio_transport.ts";
+ * async function example() {
+ *   const app = await createApp(loadConfig(Deno.env.toObject()));
+ *   try {
+ *     await app.session.server.connect(new LineTransport());
+ *   } finally {
+ *     await app.close();
+ *   }
+ * }
  * ```
  */
 export async function createApp(
@@ -70,7 +66,6 @@ export async function createApp(
       python,
       close: async () => {
         removeSink();
-        runtime.forget(python);
         await python.close();
         await server.close().catch(() => {});
       },
@@ -81,19 +76,13 @@ export async function createApp(
   let handedOver = false;
   let closing: Promise<void> | undefined;
   return {
-    config,
-    server: first.server,
-    python: runtime.python,
-    javascript,
+    runtime,
+    session: first,
     newSession: () => {
       if (handedOver) return session(runtime.newPython());
       handedOver = true;
       return session(runtime.python);
     },
-    groups: runtime.groups,
-    logger,
-    runsRoot: runtime.runsRoot,
-    denoDir: runtime.denoDir,
     close() {
       closing ??= (async () => {
         await runtime.close();

@@ -19,8 +19,8 @@ export interface CappedText {
  *
  * @example
  * ```ts
- * const out = await readCapped(child.stdout, 65536);
- * out.truncated; // true when the child printed more than 64 KiB
+ * const out = await readCapped(new Blob(["a".repeat(100)]).stream(), 10);
+ * if (!out.truncated || out.totalBytes !== 100) throw new Error("only 10 bytes are kept");
  * ```
  */
 export async function readCapped(

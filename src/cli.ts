@@ -4,7 +4,7 @@
  * @module
  */
 import { extname, join } from "node:path";
-import type { App } from "./app.ts";
+import type { Runtime } from "./runtime.ts";
 import { describePermissions } from "./permissions.ts";
 import { DEFAULT_PYODIDE_PACKAGES_URL, PYODIDE_VERSION } from "./python/distribution.ts";
 import type { RunResult } from "./result.ts";
@@ -19,19 +19,19 @@ const printError = (text: string) =>
 
 /** `run <file | ->`: runs the code, prints its output, and returns the exit code. */
 export async function runCommand(
-  app: App,
+  runtime: Runtime,
   args: { path: string; python: boolean; timeoutMs?: number },
 ): Promise<number> {
   const python = args.python || extname(args.path).toLowerCase() === ".py";
   const code = args.path === "-"
     ? new TextDecoder().decode(await new Response(Deno.stdin.readable).arrayBuffer())
     : await Deno.readTextFile(args.path);
-  const timeoutMs = args.timeoutMs ?? app.config.timeoutMs;
+  const timeoutMs = args.timeoutMs ?? runtime.config.timeoutMs;
   const result: RunResult & { result?: string } = python
-    ? await app.python.run({ code, packages: [], timeoutMs, reset: false }, {
+    ? await runtime.python.run({ code, packages: [], timeoutMs, reset: false }, {
       onProgress: (m) => printError(`… ${m}`),
     })
-    : await app.javascript.run(code, { timeoutMs });
+    : await runtime.javascript.run({ code, timeoutMs });
   if (result.stdout) Deno.stdout.writeSync(encoder.encode(result.stdout));
   if (result.stderr) Deno.stderr.writeSync(encoder.encode(result.stderr));
   if (result.result !== undefined) print(result.result);
@@ -46,9 +46,9 @@ export async function runCommand(
 }
 
 /** `doctor`: prints the effective configuration, caches, versions and whether the package sources answer. */
-export async function doctorCommand(app: App): Promise<number> {
-  const { config } = app;
-  const packageCache = config.packageCacheDir ?? join(app.denoDir, "code-runner-mcp", "packages");
+export async function doctorCommand(runtime: Runtime): Promise<number> {
+  const { config } = runtime;
+  const packageCache = runtime.interpreters.broker.cacheDir;
   print(`code-runner-mcp ${VERSION} on Deno ${Deno.version.deno}, Pyodide ${PYODIDE_VERSION} (Python 3.14)`);
   print(`permissions for runs: ${describePermissions(config.permissions)}`);
   print(
@@ -56,7 +56,7 @@ export async function doctorCommand(app: App): Promise<number> {
       `(Python ${config.pythonMemoryLimitMb} MiB), output ${config.outputLimitBytes} bytes/stream, ` +
       `${config.maxConcurrency} JavaScript runs at once, installs ${config.installTimeoutMs} ms`,
   );
-  print(`Deno cache (DENO_DIR): ${app.denoDir} (${await sizeOf(app.denoDir)})`);
+  print(`Deno cache (DENO_DIR): ${runtime.denoDir} (${await sizeOf(runtime.denoDir)})`);
   print(`package cache: ${packageCache} (${await sizeOf(packageCache)})`);
   const snapshots = await Array.fromAsync(Deno.readDir(join(packageCache, "snapshots"))).catch(() => []);
   print(
@@ -81,11 +81,11 @@ export async function doctorCommand(app: App): Promise<number> {
       "Unreachable sources: packages not yet cached cannot be installed (see CODE_RUNNER_*_URL(S) in --help).",
     );
   }
-  const result = await app.javascript.run("console.log('ok')", { timeoutMs: 30_000 });
+  const result = await runtime.javascript.run({ code: "console.log('ok')", timeoutMs: 30_000 });
   print(
     `JavaScript sandbox: ${result.stdout === "ok\n" ? "✓ works" : `✗ ${result.message ?? result.stderr}`}`,
   );
-  const python = await app.python.run({ code: "1 + 1", packages: [], timeoutMs: 30_000, reset: false });
+  const python = await runtime.python.run({ code: "1 + 1", packages: [], timeoutMs: 30_000, reset: false });
   print(`Python sandbox: ${python.result === "2" ? "✓ works" : `✗ ${python.message ?? python.stderr}`}`);
   return healthy && result.stdout === "ok\n" && python.result === "2" ? 0 : 1;
 }

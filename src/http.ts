@@ -170,7 +170,7 @@ export function serveHttp(
       },
     }, (request) =>
       handle(request).catch((error) => {
-        app.logger.log("error", `HTTP request failed: ${(error as Error).message}`);
+        app.runtime.logger.log("error", `HTTP request failed: ${(error as Error).message}`);
         return jsonError(500, "Internal error");
       }));
   });

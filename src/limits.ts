@@ -9,9 +9,13 @@
  *
  * @example
  * ```ts
- * const limiter = new ConcurrencyLimiter(4);
- * const release = await limiter.acquire(signal);
- * try { await work(); } finally { release(); }
+ * const limiter = new ConcurrencyLimiter(1);
+ * const release = await limiter.acquire(AbortSignal.timeout(1000));
+ * try {
+ *   // At most one task is here at a time.
+ * } finally {
+ *   release();
+ * }
  * ```
  */
 export class ConcurrencyLimiter {

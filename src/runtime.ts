@@ -5,25 +5,14 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Config } from "./config.ts";
 import { JavaScriptRunner } from "./javascript/runner.ts";
 import { ConcurrencyLimiter } from "./limits.ts";
 import { Logger } from "./log.ts";
-import {
-  DEFAULT_PYODIDE_PACKAGES_URL,
-  distributionHashes,
-  locateLockfile,
-  type LockfileRef,
-  PYODIDE_VERSION,
-  pyodideRuntime,
-} from "./python/distribution.ts";
-import { HELPER_SOURCE } from "./python/helper_py.ts";
-import { HOST_URL } from "./python/host.ts";
-import { type HostOptions, HostProcess } from "./python/host_process.ts";
-import { PackageBroker } from "./python/package_broker.ts";
-import { PythonSession } from "./python/session.ts";
-import { snapshotKey, SnapshotStore } from "./python/snapshot.ts";
+import { pyodideRuntime } from "./python/distribution.ts";
+import { PythonInterpreters } from "./python/interpreters.ts";
+import type { PythonSession } from "./python/session.ts";
 import { ProcessGroups } from "./subprocess.ts";
 
 /** Everything but the MCP servers. */
@@ -36,12 +25,12 @@ export interface Runtime {
   /** Diagnostics, to stderr and to every session's client. */
   readonly logger: Logger;
   readonly javascript: JavaScriptRunner;
+  /** Python's package broker, lock file and snapshot, shared by every session. */
+  readonly interpreters: PythonInterpreters;
   /** The first Python session, started (when warm) as soon as the runtime exists. */
   readonly python: PythonSession;
-  /** Another Python session, with its own interpreter. */
+  /** Another Python session, with its own interpreter; closing it forgets it. */
   newPython(): PythonSession;
-  /** Forgets a closed session. */
-  forget(python: PythonSession): void;
   /** Kills every child and removes every temp directory; safe to call twice. */
   close(): Promise<void>;
 }
@@ -51,7 +40,11 @@ export interface Runtime {
  *
  * @example
  * ```ts
- * const runtime = await createRuntime(loadConfig(Deno.env.toObject()));
+ * import { loadConfig } from "./config.ts";
+ * async function example() {
+ *   const runtime = await createRuntime(loadConfig(Deno.env.toObject()), Deno.env.toObject(), { warm: false });
+ *   await runtime.close();
+ * }
  * ```
  */
 export async function createRuntime(
@@ -61,14 +54,16 @@ export async function createRuntime(
 ): Promise<Runtime> {
   const warm = options.warm ?? true;
   const denoDir = await resolveDenoDir(serverEnv);
-  const runsRoot = await Deno.realPath(await Deno.makeTempDir({ prefix: "code-runner-mcp-" }));
+  const runsRoot = await Deno.realPath(await Deno.makeTempDir({ prefix: RUNS_ROOT_PREFIX }));
+  await Deno.writeTextFile(join(runsRoot, OWNER_FILE), processIdentity(Deno.pid) ?? String(Deno.pid));
+  // Servers killed hard (SIGKILL, the OOM killer) could not remove their directories; this one does.
+  await removeAbandonedRunsRoots(dirname(runsRoot)).catch(() => {});
   const groups = new ProcessGroups();
   const logger = new Logger();
-  const pythonSession = pythonSessions(config, { logger, denoDir, runsRoot, groups, serverEnv });
+  const interpreters = new PythonInterpreters({ config, logger, denoDir, runsRoot, groups, serverEnv });
   const sessions = new Set<PythonSession>();
   const newPython = () => {
-    const python = pythonSession();
-    if (warm) python.warm();
+    const python: PythonSession = interpreters.newSession({ warm, onClose: () => sessions.delete(python) });
     sessions.add(python);
     return python;
   };
@@ -91,9 +86,9 @@ export async function createRuntime(
     groups,
     logger,
     javascript,
+    interpreters,
     python,
     newPython,
-    forget: (session) => sessions.delete(session),
     close() {
       closing ??= (async () => {
         await Promise.all([...[...sessions].map((session) => session.close()), javascript.close()]);
@@ -105,130 +100,32 @@ export async function createRuntime(
   };
 }
 
-/** What a Python session is built from. */
-interface PythonContext {
-  logger: Logger;
-  denoDir: string;
-  runsRoot: string;
-  groups: ProcessGroups;
-  serverEnv: Readonly<Record<string, string | undefined>>;
+const RUNS_ROOT_PREFIX = "code-runner-mcp-";
+/** In each server's runs root: which process owns it, so a later server can tell when it is dead. */
+const OWNER_FILE = ".owner";
+
+/** A process's pid and start time (from /proc), which together never name another process; null if gone. */
+function processIdentity(pid: number): string | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const startTime = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return `${pid} ${startTime}`;
+  } catch {
+    return null;
+  }
 }
 
-/**
- * Makes Python sessions that share one package broker, cache and snapshot; each session has its own
- * interpreter process.
- */
-export function pythonSessions(config: Config, context: PythonContext): () => PythonSession {
-  const runtime = pyodideRuntime();
-  const packageBaseUrl = config.pyodidePackagesUrl ?? DEFAULT_PYODIDE_PACKAGES_URL;
-  let hashes: Promise<Map<string, string>> | undefined;
-  const broker: PackageBroker = new PackageBroker({
-    cacheDir: config.packageCacheDir ?? join(context.denoDir, "code-runner-mcp", "packages"),
-    sources: { pyodideBaseUrl: packageBaseUrl, indexUrls: config.pypiIndexUrls },
-    distributionHashes: async (): Promise<Map<string, string>> =>
-      await (hashes ??= distributionHashes((await lockfile()).path)),
-  });
-  let lock: Promise<LockfileRef> | undefined;
-  const lockfile = (): Promise<LockfileRef> =>
-    lock ??= (async (): Promise<LockfileRef> => {
-      await Deno.mkdir(broker.cacheDir, { recursive: true });
-      return await locateLockfile(packageBaseUrl, runtime, async (url) => {
-        const response = await broker.fetch(url);
-        if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
-        return response.path;
-      }, context.logger);
-    })();
-  const { grants } = config.permissions;
-  const netFlags = config.permissions.flags.filter((flag) => /^--(allow|deny)-net\b/.test(flag));
-  if (grants.net === "all" && !netFlags.includes("--allow-net")) netFlags.push("--allow-net");
-  const hostOptions = async (
-    workDir: string,
-    snapshot?: { path: string; sha256: string },
-  ): Promise<HostOptions> => ({
-    runtime,
-    lockFilePath: (await lockfile()).path,
-    packageBaseUrl,
-    indexUrls: config.pypiIndexUrls,
-    broker,
-    netFlags,
-    memoryLimitMb: config.pythonMemoryLimitMb,
-    outputLimitBytes: config.outputLimitBytes,
-    denoDir: context.denoDir,
-    workDir,
-    groups: context.groups,
-    serverEnv: context.serverEnv,
-    workspace: config.workspace,
-    ...(snapshot ? { snapshot } : {}),
-  });
-  const inWorkDir = async <T>(use: (workDir: string) => Promise<T>): Promise<T> => {
-    const workDir = await Deno.makeTempDir({ dir: context.runsRoot, prefix: "py-" });
-    return await use(workDir).catch(async (error) => {
-      await Deno.remove(workDir, { recursive: true }).catch(() => {});
-      throw error;
-    });
-  };
-  let store: Promise<SnapshotStore> | undefined;
-  const snapshots = () =>
-    store ??= (async () =>
-      new SnapshotStore(
-        join(broker.cacheDir, "snapshots"),
-        await snapshotKey([
-          PYODIDE_VERSION,
-          Deno.version.deno,
-          HOST_URL,
-          HELPER_SOURCE,
-          (await lockfile()).sha256,
-        ]),
-      ))();
-  // Built at most once per server; a snapshot that is missing, stale or corrupt is rebuilt.
-  let building: Promise<{ path: string; sha256: string } | null> | undefined;
-  const snapshot = async (): Promise<{ path: string; sha256: string } | null> => {
-    const slot = await snapshots();
-    const ready = await slot.find();
-    if (ready) return ready;
-    building ??= inWorkDir(async (workDir) => {
-      try {
-        return await slot.adopt(await HostProcess.buildSnapshot(await hostOptions(workDir)));
-      } finally {
-        await Deno.remove(workDir, { recursive: true }).catch(() => {});
-      }
-    }).catch((error) => {
-      context.logger.log(
-        "warning",
-        `could not build a Python snapshot, booting without one: ${(error as Error).message}`,
-      );
-      return null;
-    }).finally(() => building = undefined);
-    return await building;
-  };
-  const boot = (snapshot: { path: string; sha256: string } | null) =>
-    inWorkDir(async (workDir) => {
-      const { host } = await HostProcess.start(await hostOptions(workDir, snapshot ?? undefined));
-      host.exited.finally(() => Deno.remove(workDir, { recursive: true }).catch(() => {}));
-      return host;
-    });
-  return () =>
-    new PythonSession({
-      logger: context.logger,
-      installTimeoutMs: config.installTimeoutMs,
-      memoryLimitMb: config.pythonMemoryLimitMb,
-      maxTimeoutMs: config.maxTimeoutMs,
-      startHost: async () => {
-        const found = await snapshot();
-        if (!found) return await boot(null);
-        try {
-          return await boot(found);
-        } catch (error) {
-          // A corrupt snapshot, or one that does not boot, is thrown away; boot without it this time.
-          context.logger.log(
-            "warning",
-            `the Python snapshot did not boot (${(error as Error).message}); it will be rebuilt`,
-          );
-          await (await snapshots()).discard();
-          return await boot(null);
-        }
-      },
-    });
+/** Removes the runs roots in `tempDir` whose owning server process no longer exists (Linux). */
+async function removeAbandonedRunsRoots(tempDir: string): Promise<void> {
+  if (Deno.build.os !== "linux") return;
+  for await (const entry of Deno.readDir(tempDir)) {
+    if (!entry.isDirectory || !entry.name.startsWith(RUNS_ROOT_PREFIX)) continue;
+    const dir = join(tempDir, entry.name);
+    const owner = await Deno.readTextFile(join(dir, OWNER_FILE)).catch(() => null);
+    // No owner file: not ours, or a server still starting; leave it.
+    if (!owner || processIdentity(Number(owner.split(" ")[0])) === owner) continue;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 }
 
 /** Deno's cache directory as the running Deno sees it, so runs share the server's downloads. */

@@ -13,11 +13,11 @@ import { LineTransport } from "./stdio_transport.ts";
  */
 export async function serveStdio(app: App): Promise<void> {
   const shutdown = async () => {
-    app.logger.log("debug", "shutting down: stdin closed");
+    app.runtime.logger.log("debug", "shutting down: stdin closed");
     await app.close();
     Deno.exit(0);
   };
   process.stdin.on("end", shutdown);
   process.stdin.on("close", shutdown);
-  await app.server.connect(new LineTransport());
+  await app.session.server.connect(new LineTransport());
 }

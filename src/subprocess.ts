@@ -1,6 +1,6 @@
 /**
- * Spawns a child process in its own process group, with capped output, a memory watchdog and one
- * AbortSignal that kills the whole group.
+ * The one way a child process is started: in its own process group, registered so the server can kill it,
+ * with a memory watchdog, capped output for one-shot runs, and a kill that reaches every process it started.
  *
  * @module
  */
@@ -45,45 +45,54 @@ export interface SpawnOptions {
   cwd: string;
   /** Where the group is registered while it lives. */
   groups: ProcessGroups;
+  /** Kill the group when the child's resident memory exceeds this, for its whole life (Linux only). */
+  memoryLimitBytes?: number;
+  /** Runs once the child has exited and its group is gone (e.g. removing what it left behind). */
+  afterExit?: () => Promise<void>;
 }
 
-/** What to hold a started child to while it runs. */
+/** How a child ended. */
+export interface ChildExit {
+  /** Exit code; `null` when a signal ended the process. */
+  code: number | null;
+  /** The signal that ended the process, if any. */
+  signal: Deno.Signal | null;
+  /** Whether the memory watchdog killed it. */
+  memoryExceeded: boolean;
+}
+
+/** What to hold a one-shot child to while it runs. */
 export interface FinishOptions {
   /** Bytes written to the child's stdin, which is then closed. */
   stdin?: Uint8Array;
   /** Cap per stream (stdout, stderr). */
   outputLimitBytes: number;
-  /** Kill the group when the child's resident memory exceeds this (Linux only). */
-  memoryLimitBytes?: number;
   /** Aborting kills the group: SIGTERM, then SIGKILL after {@linkcode KILL_GRACE_MS}. */
   signal: AbortSignal;
 }
 
-/** Everything that happened to a finished child. */
-export interface ProcessOutcome {
-  /** Exit code; `null` when a signal ended the process. */
-  exitCode: number | null;
-  /** The signal that ended the process, if any. */
-  signal: Deno.Signal | null;
+/** Everything that happened to a finished one-shot child. */
+export interface ProcessOutcome extends ChildExit {
   stdout: CappedText;
   stderr: CappedText;
-  /** Time from {@linkcode StartedChild.finish} to exit. */
+  /** Time from {@linkcode Child.finish} to exit. */
   durationMs: number;
-  /** Whether the memory watchdog killed it. */
-  memoryExceeded: boolean;
   /** Whether `signal` was aborted before the child finished. */
   aborted: boolean;
 }
 
 /**
- * A child started in its own session and process group, waiting for its stdin. Starting early and
- * finishing later lets a pool start processes before there is work for them.
+ * A child in its own session and process group. A one-shot child (a JavaScript run) is started early and
+ * {@linkcode finish}ed when there is work; a long-lived one (a Python host) is talked to over its pipes.
  */
-export class StartedChild {
+export class Child {
   readonly #child: Deno.ChildProcess;
-  readonly #groups: ProcessGroups;
   #exited = false;
-  readonly status: Promise<Deno.CommandStatus>;
+  #memoryExceeded = false;
+  /** Resolves once the process has exited and its group is killed. */
+  readonly exit: Promise<ChildExit>;
+  /** Resolves after {@linkcode exit}, once `afterExit` has run too. */
+  readonly closed: Promise<ChildExit>;
 
   constructor(options: SpawnOptions) {
     this.#child = new Deno.Command(options.command, {
@@ -97,10 +106,27 @@ export class StartedChild {
       // Own session and process group, so a kill reaches every process the child started.
       detached: true,
     }).spawn();
-    this.#groups = options.groups;
-    this.#groups.add(this.#child.pid);
-    this.status = this.#child.status;
-    this.status.then(() => this.#exited = true);
+    const pid = this.#child.pid;
+    options.groups.add(pid);
+    const watchdog = options.memoryLimitBytes
+      ? watchMemory(pid, options.memoryLimitBytes, () => this.#memoryExceeded = true)
+      : undefined;
+    this.exit = this.#child.status.then((status) => {
+      this.#exited = true;
+      watchdog?.stop();
+      // Grandchildren may outlive the leader and hold the pipes open; the group goes with it.
+      killGroup(pid, "SIGKILL");
+      options.groups.delete(pid);
+      return {
+        code: status.signal ? null : status.code,
+        signal: status.signal,
+        memoryExceeded: this.#memoryExceeded,
+      };
+    });
+    this.closed = this.exit.then(async (exit) => {
+      await options.afterExit?.().catch(() => {});
+      return exit;
+    });
   }
 
   /** The process id (and process group id). */
@@ -113,78 +139,76 @@ export class StartedChild {
     return this.#exited;
   }
 
-  /** Kills the group and forgets it, for a child that will never be finished. */
-  async discard(): Promise<void> {
-    killGroup(this.pid, "SIGKILL");
-    await this.#child.stdin.close().catch(() => {});
-    await Promise.all([this.#child.stdout.cancel(), this.#child.stderr.cancel()]).catch(() => {});
-    await this.status;
-    this.#groups.delete(this.pid);
+  /** Whether the memory watchdog has killed the process. */
+  get memoryExceeded(): boolean {
+    return this.#memoryExceeded;
   }
 
-  /** Feeds stdin and runs the child to completion. */
+  get stdin(): WritableStream<Uint8Array> {
+    return this.#child.stdin;
+  }
+
+  get stdout(): ReadableStream<Uint8Array> {
+    return this.#child.stdout;
+  }
+
+  get stderr(): ReadableStream<Uint8Array> {
+    return this.#child.stderr;
+  }
+
+  /** Signals the whole group (SIGKILL unless told otherwise). */
+  kill(signal: Deno.Signal = "SIGKILL"): void {
+    killGroup(this.pid, signal);
+  }
+
+  /** Signals the leader alone, e.g. SIGUSR1 to interrupt Python. */
+  signal(signal: Deno.Signal): void {
+    try {
+      if (Deno.build.os !== "windows") Deno.kill(this.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** Kills a child that will never be finished, and waits until it is cleaned up. */
+  async discard(): Promise<void> {
+    this.kill();
+    await this.#child.stdin.close().catch(() => {});
+    await Promise.all([this.#child.stdout.cancel(), this.#child.stderr.cancel()]).catch(() => {});
+    await this.closed;
+  }
+
+  /** Feeds stdin and runs a one-shot child to completion, with its output capped. */
   async finish(options: FinishOptions): Promise<ProcessOutcome> {
     const started = performance.now();
-    const child = this.#child;
-    const pid = child.pid;
     let aborted = false;
-    let memoryExceeded = false;
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => {
       aborted = true;
-      killGroup(pid, "SIGTERM");
-      graceTimer ??= setTimeout(() => killGroup(pid, "SIGKILL"), KILL_GRACE_MS);
+      this.kill("SIGTERM");
+      graceTimer ??= setTimeout(() => this.kill("SIGKILL"), KILL_GRACE_MS);
     };
     if (options.signal.aborted) onAbort();
     else options.signal.addEventListener("abort", onAbort, { once: true });
-    const watchdog = options.memoryLimitBytes
-      ? watchMemory(pid, options.memoryLimitBytes, () => memoryExceeded = true)
-      : undefined;
-    const writer = child.stdin.getWriter();
+    const writer = this.#child.stdin.getWriter();
     // A child that exits without reading its stdin makes this write fail; its outcome tells why.
     (options.stdin ? writer.write(options.stdin) : Promise.resolve()).then(() => writer.close()).catch(
       () => {},
     );
     try {
       const output = Promise.all([
-        readCapped(child.stdout, options.outputLimitBytes),
-        readCapped(child.stderr, options.outputLimitBytes),
+        readCapped(this.#child.stdout, options.outputLimitBytes),
+        readCapped(this.#child.stderr, options.outputLimitBytes),
       ]);
-      const status = await child.status;
-      // Grandchildren may outlive the leader and hold the pipes open; the group goes with it.
-      killGroup(pid, "SIGKILL");
+      // Answering does not wait for `afterExit`: cleaning up is off the run's critical path.
+      const exit = await this.exit;
       const [stdout, stderr] = await output;
-      return {
-        exitCode: status.signal ? null : status.code,
-        signal: status.signal,
-        stdout,
-        stderr,
-        durationMs: Math.round(performance.now() - started),
-        memoryExceeded,
-        aborted,
-      };
+      return { ...exit, stdout, stderr, durationMs: Math.round(performance.now() - started), aborted };
     } finally {
       options.signal.removeEventListener("abort", onAbort);
-      watchdog?.stop();
       clearTimeout(graceTimer);
-      this.#groups.delete(pid);
     }
   }
-}
-
-/**
- * Starts a child and runs it to completion.
- *
- * @example
- * ```ts
- * const outcome = await spawnCapped({
- *   command: Deno.execPath(), args: ["--version"], env: {}, cwd: "/tmp", groups: new ProcessGroups(),
- *   outputLimitBytes: 65536, signal: AbortSignal.timeout(5000),
- * });
- * ```
- */
-export function spawnCapped(options: SpawnOptions & FinishOptions): Promise<ProcessOutcome> {
-  return new StartedChild(options).finish(options);
 }
 
 /** Signals a whole process group, ignoring one that is already gone. */
@@ -200,7 +224,7 @@ export function killGroup(pid: number, signal: Deno.Signal): void {
  * Kills a process group when its leader's resident memory exceeds `limitBytes` (Linux; elsewhere a no-op),
  * calling `onExceeded` first.
  */
-export function watchMemory(pid: number, limitBytes: number, onExceeded: () => void): { stop(): void } {
+function watchMemory(pid: number, limitBytes: number, onExceeded: () => void): { stop(): void } {
   if (Deno.build.os !== "linux") return { stop() {} };
   const timer = setInterval(() => {
     const rss = residentBytes(pid);

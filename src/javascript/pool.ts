@@ -4,13 +4,12 @@
  *
  * @module
  */
-import type { StartedChild } from "../subprocess.ts";
+import type { Child } from "../subprocess.ts";
 
-/** A started launcher, its private working directory and its private web-storage origin. */
+/** A started launcher and its private working directory. */
 export interface ReadyLauncher {
-  child: StartedChild;
+  child: Child;
   workDir: string;
-  origin: string;
 }
 
 /** Options of {@linkcode LauncherPool}. */
@@ -30,8 +29,10 @@ export interface LauncherPoolOptions {
  *
  * @example
  * ```ts
- * const pool = new LauncherPool({ size: 2, idleMs: 60_000, start, discard });
- * const { child, workDir } = await pool.take();
+ * async function example(start: () => Promise<ReadyLauncher>, discard: (l: ReadyLauncher) => Promise<void>) {
+ *   const pool = new LauncherPool({ size: 2, idleMs: 60_000, start, discard });
+ *   const { child, workDir } = await pool.take();
+ * }
  * ```
  */
 export class LauncherPool {

@@ -4,13 +4,12 @@
  * @module
  */
 import { join } from "node:path";
-import { childEnv } from "../child_env.ts";
-import { privateOrigin, removeOriginStorage } from "../origin_storage.ts";
-import { sandboxFlags } from "../sandbox_flags.ts";
 import type { Config } from "../config.ts";
 import type { ConcurrencyLimiter } from "../limits.ts";
 import { ATTACHMENT_LIMITS, capAttachments, emptyResult, type RunResult } from "../result.ts";
-import { type ProcessGroups, StartedChild } from "../subprocess.ts";
+import type { Runner, RunOptions } from "../runner.ts";
+import { launchSandboxed } from "../sandbox.ts";
+import type { ProcessGroups } from "../subprocess.ts";
 import { LauncherPool, type ReadyLauncher } from "./pool.ts";
 import { collectOutputFiles, OUTPUT_DIR } from "./output_files.ts";
 import { LAUNCHER_URL, USER_MODULE } from "./launcher.ts";
@@ -31,12 +30,12 @@ export interface JavaScriptRunnerDeps {
 /** Waiting launchers are stopped after this long without a run, and started again by the next. */
 const POOL_IDLE_MS = 5 * 60 * 1000;
 
-/** Options of one run. */
-export interface JavaScriptRunOptions {
+/** One `run_javascript` call. */
+export interface JavaScriptCall {
+  /** An ES module (JavaScript or TypeScript). */
+  code: string;
   /** Wall-clock limit of the run itself; waiting in the queue does not count. */
   timeoutMs: number;
-  /** The client's cancellation. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -44,11 +43,13 @@ export interface JavaScriptRunOptions {
  *
  * @example
  * ```ts
- * const result = await runner.run("console.log(1 + 1)", { timeoutMs: 5000 });
- * result.stdout; // "2\n"
+ * async function example(runner: JavaScriptRunner) {
+ *   const result = await runner.run({ code: "console.log(1 + 1)", timeoutMs: 5000 });
+ *   return result.stdout; // "2\n"
+ * }
  * ```
  */
-export class JavaScriptRunner {
+export class JavaScriptRunner implements Runner<JavaScriptCall> {
   readonly #pool: LauncherPool;
 
   constructor(readonly deps: JavaScriptRunnerDeps) {
@@ -73,59 +74,40 @@ export class JavaScriptRunner {
 
   async #discard(launcher: ReadyLauncher): Promise<void> {
     await launcher.child.discard();
-    await this.#cleanUp(launcher);
+    await Deno.remove(launcher.workDir, { recursive: true }).catch(() => {});
   }
 
   async #cleanUp(launcher: ReadyLauncher): Promise<void> {
+    await launcher.child.closed;
     await Deno.remove(launcher.workDir, { recursive: true }).catch(() => {});
-    await removeOriginStorage(this.deps.denoDir, launcher.origin);
   }
 
   async #startLauncher(): Promise<ReadyLauncher> {
-    const workDir = await Deno.makeTempDir({ dir: this.deps.runsRoot, prefix: "js-" });
+    const { config, denoDir, runsRoot, serverEnv, groups } = this.deps;
+    const workDir = await Deno.makeTempDir({ dir: runsRoot, prefix: "js-" });
     await Deno.mkdir(join(workDir, OUTPUT_DIR));
-    const origin = privateOrigin();
-    const grant = this.deps.config.permissions.grants.env;
-    const child = new StartedChild({
-      command: Deno.execPath(),
-      args: this.denoArgs(workDir, origin),
-      env: childEnv(this.deps.serverEnv, {
-        denoDir: this.deps.denoDir,
-        workDir,
-        passThrough: Array.isArray(grant) ? grant : [],
-      }),
-      cwd: workDir,
-      groups: this.deps.groups,
+    const grant = config.permissions.grants.env;
+    const child = launchSandboxed({
+      profile: "javascript",
+      permissions: config.permissions,
+      workDir,
+      runsRoot,
+      sharedCaches: [denoDir],
+      workspace: config.workspace,
+      memoryLimitMb: config.memoryLimitMb,
+      main: LAUNCHER_URL,
+    }, {
+      serverEnv,
+      denoDir,
+      passThroughEnv: Array.isArray(grant) ? grant : [],
+      groups,
+      memoryLimitBytes: config.memoryLimitMb * 1024 * 1024,
     });
-    return { child, workDir, origin };
+    return { child, workDir };
   }
 
-  /** The `deno run` arguments for a run in `workDir` with web storage under `origin`, launcher last. */
-  denoArgs(workDir: string, origin: string): string[] {
-    const { config, denoDir, runsRoot } = this.deps;
-    return [
-      "run",
-      // Security: without these, a deno.json, package.json, .npmrc or lock file in the working
-      // directory or any parent could remap imports or registries.
-      "--no-config",
-      "--no-lock",
-      "--no-prompt",
-      "--quiet",
-      ...sandboxFlags(config.permissions, {
-        workDir,
-        runsRoot,
-        sharedCaches: [denoDir],
-        workspace: config.workspace,
-      }),
-      `--v8-flags=--max-old-space-size=${config.memoryLimitMb}`,
-      // Security: localStorage and the Cache API of this run stay with this run (see origin_storage.ts).
-      `--location=${origin}`,
-      LAUNCHER_URL,
-    ];
-  }
-
-  /** Runs `code` and reports what happened; never throws for anything the code does. */
-  async run(code: string, options: JavaScriptRunOptions): Promise<RunResult> {
+  /** Runs the code and reports what happened; never throws for anything the code does. */
+  async run({ code, timeoutMs }: JavaScriptCall, options: RunOptions = {}): Promise<RunResult> {
     const { config, limiter } = this.deps;
     const clientSignal = options.signal ?? new AbortController().signal;
     let release: () => void;
@@ -151,13 +133,9 @@ export class JavaScriptRunner {
     }
     const { child, workDir } = launcher;
     try {
-      const timeout = AbortSignal.timeout(options.timeoutMs);
+      const timeout = AbortSignal.timeout(timeoutMs);
       const signal = AbortSignal.any([clientSignal, timeout]);
-      const outcome = await child.finish({
-        outputLimitBytes: config.outputLimitBytes,
-        memoryLimitBytes: config.memoryLimitMb * 1024 * 1024,
-        signal,
-      });
+      const outcome = await child.finish({ outputLimitBytes: config.outputLimitBytes, signal });
       const timedOut = outcome.aborted && timeout.aborted && !clientSignal.aborted;
       const cancelled = outcome.aborted && clientSignal.aborted;
       const stdout = hideWorkDir(outcome.stdout.text, workDir);
@@ -167,7 +145,7 @@ export class JavaScriptRunner {
         status: "ok",
         stdout,
         stderr,
-        exitCode: outcome.exitCode,
+        exitCode: outcome.code,
         durationMs: outcome.durationMs,
         timedOut,
         cancelled,
@@ -189,7 +167,7 @@ export class JavaScriptRunner {
       ].join(" ");
       if (timedOut) {
         result.status = "timeout";
-        result.message = `Timed out after ${options.timeoutMs} ms and was killed. Make the code ` +
+        result.message = `Timed out after ${timeoutMs} ms and was killed. Make the code ` +
           `finish sooner, or pass a larger timeout_ms (at most ${config.maxTimeoutMs}).`;
       } else if (cancelled) {
         result.status = "cancelled";
@@ -198,12 +176,12 @@ export class JavaScriptRunner {
         result.status = "crashed";
         result.message = `Killed for exceeding the memory limit (${config.memoryLimitMb} MiB). ` +
           "Use less memory, e.g. process data in chunks.";
-      } else if (outcome.exitCode === null) {
+      } else if (outcome.code === null) {
         result.status = "crashed";
         result.message = `The run's process was killed by ${outcome.signal}.`;
-      } else if (outcome.exitCode !== 0) {
+      } else if (outcome.code !== 0) {
         result.status = "error";
-        result.message = failureHint(stderr, outcome.exitCode);
+        result.message = failureHint(stderr, outcome.code);
       }
       if (skipped) result.message = result.message ? `${result.message} ${skipped}` : skipped;
       return result;

@@ -60,41 +60,12 @@ async function host(): Promise<void> {
   };
   const send = (message: unknown) => writeAll(encoder.encode(JSON.stringify(message) + "\n"));
 
-  // Capture of the current call's output, capped, counting what was dropped.
-  type Capture = { bytes: Uint8Array; length: number; total: number };
   let limit = 65536;
-  const newCapture = (): Capture => ({ bytes: new Uint8Array(limit), length: 0, total: 0 });
-  let out = newCapture();
-  let err = newCapture();
+  let out = newCapture(limit);
+  let err = newCapture(limit);
   let progress: ((message: string) => void) | null = null;
-  const capture = (target: "out" | "err", chunk: Uint8Array) => {
-    const c = target === "out" ? out : err;
-    c.total += chunk.length;
-    const take = Math.min(chunk.length, limit - c.length);
-    if (take > 0) {
-      c.bytes.set(chunk.subarray(0, take), c.length);
-      c.length += take;
-    }
-    return chunk.length;
-  };
-  const finish = (c: Capture) => {
-    let end = c.length;
-    // Do not cut a UTF-8 character in half.
-    if (c.total > c.length) {
-      let start = end;
-      while (start > 0 && end - start < 4 && ((c.bytes[start - 1] as number) & 0xc0) === 0x80) start--;
-      if (start > 0) {
-        const lead = c.bytes[start - 1] as number;
-        const width = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-        if (end - (start - 1) < width) end = start - 1;
-      }
-    }
-    let text = new TextDecoder().decode(c.bytes.subarray(0, end));
-    if (c.total > end) {
-      text += `\n[… output truncated: ${c.total - end} more bytes not shown (limit ${limit} bytes)]`;
-    }
-    return { text, truncated: c.total > end, totalBytes: c.total };
-  };
+  const capture = (target: "out" | "err", chunk: Uint8Array) =>
+    addToCapture(target === "out" ? out : err, chunk);
 
   // Console output of this realm (Pyodide's loader, `js.console.log` from Python) must never reach
   // stdout, which carries the protocol: it goes to the call's capture, or to progress while installing.
@@ -138,43 +109,10 @@ async function host(): Promise<void> {
   if (!init) await new Promise<void>((resolve) => wake.init = resolve);
   const config = init as unknown as InitMessage;
   limit = config.outputLimitBytes;
-  out = newCapture();
-  err = newCapture();
+  out = newCapture(limit);
+  err = newCapture(limit);
 
-  // Package downloads go through the server, which fetches only from the configured sources and keeps a
-  // verified copy in a cache this process may read but not write.
-  const realFetch = globalThis.fetch;
-  let nextFetchId = 1;
-  globalThis.fetch = async (input: string | URL | Request, options?: RequestInit) => {
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    if (!/^https?:/i.test(url)) return realFetch(input, options);
-    const id = nextFetchId++;
-    const accept = new Headers(options?.headers ?? (input instanceof Request ? input.headers : undefined))
-      .get("accept") ?? undefined;
-    const reply = await new Promise<FetchedMessage>((resolve) => {
-      pendingFetches.set(id, resolve);
-      send({ type: "fetch", id, url, accept });
-    });
-    if (reply.passthrough) return realFetch(input, options);
-    if (reply.error || !reply.path) throw new TypeError(reply.error ?? `could not fetch ${url}`);
-    return new Response(await Deno.readFile(reply.path), {
-      status: reply.status ?? 200,
-      headers: { "content-type": reply.contentType ?? "application/octet-stream" },
-    });
-  };
-
-  // The snapshot is checked here, where it is read anyway, against the hash the server recorded.
-  // (This file runs serialized in the sandbox and cannot import src/sha256.ts.)
-  async function verifiedSnapshot(path: string, sha256: string | undefined): Promise<Uint8Array> {
-    const bytes = await Deno.readFile(path);
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-    if (hex !== sha256) {
-      send({ type: "fatal", error: `snapshot ${path} does not match its sha256; not using it` });
-      Deno.exit(75);
-    }
-    return bytes;
-  }
+  brokerDownloads(send, pendingFetches);
 
   const started = performance.now();
   const lockText = await Deno.readTextFile(config.lockFilePath);
@@ -190,7 +128,7 @@ async function host(): Promise<void> {
     // Private Pyodide options (the version is pinned): boot from a memory snapshot of a booted
     // interpreter, or make one.
     ...(config.snapshotPath
-      ? { _loadSnapshot: await verifiedSnapshot(config.snapshotPath, config.snapshotSha256) }
+      ? { _loadSnapshot: await verifiedSnapshot(config.snapshotPath, config.snapshotSha256, send) }
       : {}),
     ...(config.makeSnapshot ? { _makeSnapshot: true } : {}),
   });
@@ -215,33 +153,10 @@ async function host(): Promise<void> {
   // Python's stdin is empty: `input()` raises EOFError instead of reading the protocol stream.
   pyodide.setStdin({ stdin: () => null });
 
-  // A worker thread turns SIGUSR1 from the server into a KeyboardInterrupt, even while Python is busy.
-  function interruptWorker() {
-    globalThis.addEventListener("message", (event) => {
-      const flag = new Int32Array((event as MessageEvent<SharedArrayBuffer>).data);
-      Deno.addSignalListener("SIGUSR1", () => Atomics.store(flag, 0, 2));
-      (globalThis as unknown as { postMessage(message: string): void }).postMessage("listening");
-    });
-  }
-  const interrupt = new Int32Array(new SharedArrayBuffer(4));
+  const interrupt = await listenForInterrupts();
   pyodide.setInterruptBuffer(interrupt);
-  if (Deno.build.os !== "windows") {
-    const worker = new Worker(
-      `data:application/javascript,${encodeURIComponent(`(${interruptWorker.toString()})()`)}`,
-      { type: "module" },
-    );
-    // Until the worker listens, SIGUSR1 would kill the process (its default action): wait for it.
-    const listening = new Promise((resolve) => worker.onmessage = resolve);
-    worker.postMessage(interrupt.buffer);
-    await listening;
-  }
 
-  if (config.workspace) {
-    // The operator's shared directory; Deno's permissions decide what Python may do in it.
-    const fs = (pyodide as unknown as { FS: EmscriptenFS }).FS;
-    fs.mkdirTree("/workspace");
-    fs.mount(fs.filesystems.NODEFS, { root: config.workspace.path }, "/workspace");
-  }
+  if (config.workspace) mountWorkspace(pyodide, config.workspace.path);
   // A snapshot already holds the helper; otherwise define it now.
   const helper =
     (config.snapshotPath
@@ -261,73 +176,46 @@ async function host(): Promise<void> {
     if (runs.length === 0) await new Promise<void>((resolve) => wake.runner = resolve);
     const run = runs.shift();
     if (!run) continue;
-    out = newCapture();
-    err = newCapture();
+    out = newCapture(limit);
+    err = newCapture(limit);
     const done = (fields: Record<string, unknown>) =>
-      send({ type: "done", callId: run.callId, stdout: finish(out), stderr: finish(err), ...fields });
+      send({
+        type: "done",
+        callId: run.callId,
+        stdout: finishCapture(out),
+        stderr: finishCapture(err),
+        ...fields,
+      });
     // Install what the code needs; this phase has its own time limit on the server.
-    let installed: string[] = [];
     let announced = false;
-    const problems: string[] = [];
-    try {
-      progress = (message) => send({ type: "progress", callId: run.callId, message });
-      const callbacks = {
-        messageCallback: (m: string) => progress?.(m),
-        errorCallback: (m: string) => problems.push(m),
-      };
-      const pip = async (requirements: string[]) => {
-        installing();
-        progress?.(`Installing ${requirements.join(", ")}`);
-        const before = problems.length;
-        await pyodide.loadPackage(["micropip"], callbacks);
-        if (problems.length > before) return;
-        const failure = await helper.pip_install(pyodide.toPy(requirements), pyodide.toPy(config.indexUrls));
-        if (failure) problems.push(failure);
-        else installed = installed.concat(requirements);
-      };
+    progress = (message) => send({ type: "progress", callId: run.callId, message });
+    const { installed, problems } = await installFor(run.code, run.packages, {
+      plan: (packages) =>
+        helper.plan(run.code, pyodide.toPy(packages), pyImportMap).toJs() as [string[], string[], string[]],
+      loadPackages: async (names) => {
+        const failures: string[] = [];
+        await pyodide.loadPackage(names, {
+          messageCallback: (m: string) => progress?.(m),
+          errorCallback: (m: string) => failures.push(m),
+        });
+        return failures;
+      },
+      pipInstall: async (requirements) =>
+        await helper.pip_install(pyodide.toPy(requirements), pyodide.toPy(config.indexUrls)),
+      checkImports: () => helper.check_imports(run.code),
       // The server times execution from the start; installing switches it to the install limit.
-      const installing = () => {
+      installing: () => {
         if (announced) return;
         announced = true;
         send({ type: "installing", callId: run.callId });
-      };
-      // First what the call names (packages, PEP 723) and the distribution packages its imports need;
-      // then, by import name, whatever import is still missing.
-      const plan = (packages: string[]) =>
-        helper.plan(run.code, pyodide.toPy(packages), pyImportMap).toJs() as [string[], string[], string[]];
-      // Code without an import statement and no packages needs no planning (the common, fast case).
-      const [distribution, declared, firstGuess] =
-        run.packages.length || /\bimport\b|^# \/\/\/ script/m.test(run.code)
-          ? plan(run.packages)
-          : [[], [], []];
-      if (distribution.length) {
-        installing();
-        await pyodide.loadPackage(distribution, callbacks);
-        installed = installed.concat(distribution);
-      }
-      if (declared.length) await pip(declared);
-      if (!problems.length) {
-        // What was installed may have provided some imports; plan again only then.
-        const [moreDistribution, , guessed] = installed.length ? plan([]) : [[], [], firstGuess];
-        if (moreDistribution.length) {
-          installing();
-          await pyodide.loadPackage(moreDistribution, callbacks);
-          installed = installed.concat(moreDistribution);
-        }
-        if (guessed.length) await pip(guessed);
-      }
-      if (installed.length || problems.length) {
-        const missing = helper.check_imports(run.code);
-        if (missing) problems.push(missing);
-      }
-      if (problems.length) {
-        progress = null;
-        done({ outcome: "install_error", error: problems.join("\n"), installed });
-        continue;
-      }
-    } catch (error) {
+      },
+      progress: (message) => progress?.(message),
+    }).catch((error) => ({
+      installed: [] as string[],
+      problems: [String((error as Error)?.message ?? error)],
+    }));
+    if (problems.length) {
       progress = null;
-      problems.push(String((error as Error)?.message ?? error));
       done({ outcome: "install_error", error: problems.join("\n"), installed });
       continue;
     }
@@ -349,5 +237,198 @@ async function host(): Promise<void> {
   }
 }
 
+/** Output of the current call, capped, counting what was dropped. */
+interface Capture {
+  bytes: Uint8Array;
+  length: number;
+  total: number;
+  limit: number;
+}
+
+function newCapture(limit: number): Capture {
+  return { bytes: new Uint8Array(limit), length: 0, total: 0, limit };
+}
+
+function addToCapture(c: Capture, chunk: Uint8Array): number {
+  c.total += chunk.length;
+  const take = Math.min(chunk.length, c.limit - c.length);
+  if (take > 0) {
+    c.bytes.set(chunk.subarray(0, take), c.length);
+    c.length += take;
+  }
+  return chunk.length;
+}
+
+/** The captured text, never cutting a UTF-8 character in half, with a marker when bytes were dropped. */
+function finishCapture(c: Capture): { text: string; truncated: boolean; totalBytes: number } {
+  let end = c.length;
+  if (c.total > c.length) {
+    let start = end;
+    while (start > 0 && end - start < 4 && ((c.bytes[start - 1] as number) & 0xc0) === 0x80) start--;
+    if (start > 0) {
+      const lead = c.bytes[start - 1] as number;
+      const width = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+      if (end - (start - 1) < width) end = start - 1;
+    }
+  }
+  let text = new TextDecoder().decode(c.bytes.subarray(0, end));
+  if (c.total > end) {
+    text += `\n[… output truncated: ${c.total - end} more bytes not shown (limit ${c.limit} bytes)]`;
+  }
+  return { text, truncated: c.total > end, totalBytes: c.total };
+}
+
+/**
+ * Package downloads go through the server, which fetches only from the configured sources and keeps a
+ * verified copy in a cache this process may read but not write.
+ */
+function brokerDownloads(
+  send: (message: unknown) => void,
+  pendingFetches: Map<number, (reply: FetchedMessage) => void>,
+): void {
+  const realFetch = globalThis.fetch;
+  let nextFetchId = 1;
+  globalThis.fetch = async (input: string | URL | Request, options?: RequestInit) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    if (!/^https?:/i.test(url)) return realFetch(input, options);
+    const id = nextFetchId++;
+    const accept = new Headers(options?.headers ?? (input instanceof Request ? input.headers : undefined))
+      .get("accept") ?? undefined;
+    const reply = await new Promise<FetchedMessage>((resolve) => {
+      pendingFetches.set(id, resolve);
+      send({ type: "fetch", id, url, accept });
+    });
+    if (reply.passthrough) return realFetch(input, options);
+    if (reply.error || !reply.path) throw new TypeError(reply.error ?? `could not fetch ${url}`);
+    return new Response(await Deno.readFile(reply.path), {
+      status: reply.status ?? 200,
+      headers: { "content-type": reply.contentType ?? "application/octet-stream" },
+    });
+  };
+}
+
+/**
+ * The snapshot, checked here where it is read anyway against the hash the server recorded. (This file runs
+ * serialized in the sandbox and cannot import src/sha256.ts.)
+ */
+async function verifiedSnapshot(
+  path: string,
+  sha256: string | undefined,
+  send: (message: unknown) => void,
+): Promise<Uint8Array> {
+  const bytes = await Deno.readFile(path);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  if (hex !== sha256) {
+    send({ type: "fatal", error: `snapshot ${path} does not match its sha256; not using it` });
+    Deno.exit(75);
+  }
+  return bytes;
+}
+
+/** A worker thread turns SIGUSR1 from the server into a KeyboardInterrupt, even while Python is busy. */
+async function listenForInterrupts(): Promise<Int32Array> {
+  const interrupt = new Int32Array(new SharedArrayBuffer(4));
+  if (Deno.build.os === "windows") return interrupt;
+  function interruptWorker() {
+    globalThis.addEventListener("message", (event) => {
+      const flag = new Int32Array((event as MessageEvent<SharedArrayBuffer>).data);
+      Deno.addSignalListener("SIGUSR1", () => Atomics.store(flag, 0, 2));
+      (globalThis as unknown as { postMessage(message: string): void }).postMessage("listening");
+    });
+  }
+  const worker = new Worker(
+    `data:application/javascript,${encodeURIComponent(`(${interruptWorker.toString()})()`)}`,
+    { type: "module" },
+  );
+  // Until the worker listens, SIGUSR1 would kill the process (its default action): wait for it.
+  const listening = new Promise((resolve) => worker.onmessage = resolve);
+  worker.postMessage(interrupt.buffer);
+  await listening;
+  return interrupt;
+}
+
+/** The operator's shared directory at /workspace; Deno's permissions decide what Python may do in it. */
+function mountWorkspace(pyodide: Pyodide, path: string): void {
+  const fs = (pyodide as unknown as { FS: EmscriptenFS }).FS;
+  fs.mkdirTree("/workspace");
+  fs.mount(fs.filesystems.NODEFS, { root: path }, "/workspace");
+}
+
+/** What {@linkcode installFor} installs with: Pyodide's loader, micropip and the helper's planner. */
+export interface Installer {
+  /** Distribution packages, declared requirements (packages, PEP 723), and PyPI guesses for other imports. */
+  plan(packages: string[]): [distribution: string[], declared: string[], guessed: string[]];
+  /** Loads distribution packages (micropip too); answers the loader's error messages. */
+  loadPackages(names: string[]): Promise<string[]>;
+  /** Installs requirements with micropip; answers the failure, or "" on success. */
+  pipInstall(requirements: string[]): Promise<string>;
+  /** Imports of the code still missing after installing, as a message, or "". */
+  checkImports(): string;
+  /** Announces the install phase (once a call). */
+  installing(): void;
+  progress(message: string): void;
+}
+
+/**
+ * Installs what a call needs: first what it names (packages, PEP 723) and the distribution packages its
+ * imports need; then, by import name, whatever import is still missing.
+ */
+export async function installFor(
+  code: string,
+  packages: string[],
+  installer: Installer,
+): Promise<{ installed: string[]; problems: string[] }> {
+  let installed: string[] = [];
+  const problems: string[] = [];
+  const load = async (names: string[], record = true) => {
+    installer.installing();
+    const failures = await installer.loadPackages(names);
+    problems.push(...failures);
+    if (!failures.length && record) installed = installed.concat(names);
+    return !failures.length;
+  };
+  const pip = async (requirements: string[]) => {
+    installer.installing();
+    installer.progress(`Installing ${requirements.join(", ")}`);
+    // micropip is the tool, not something the call asked for.
+    if (!await load(["micropip"], false)) return;
+    const failure = await installer.pipInstall(requirements);
+    if (failure) problems.push(failure);
+    else installed = installed.concat(requirements);
+  };
+  // Code without an import statement and no packages needs no planning (the common, fast case).
+  if (!packages.length && !/\bimport\b|^# \/\/\/ script/m.test(code)) return { installed, problems };
+  const [distribution, declared, firstGuess] = installer.plan(packages);
+  if (distribution.length) await load(distribution);
+  if (declared.length) await pip(declared);
+  if (!problems.length) {
+    // What was installed may have provided some imports; plan again only then.
+    const [moreDistribution, , guessed] = installed.length ? installer.plan([]) : [[], [], firstGuess];
+    if (moreDistribution.length) await load(moreDistribution);
+    if (guessed.length) await pip(guessed);
+  }
+  if (installed.length || problems.length) {
+    const missing = installer.checkImports();
+    if (missing) problems.push(missing);
+  }
+  return { installed, problems };
+}
+
+/** Everything the host runs, in the order it is defined. */
+const HOST_PARTS = [
+  newCapture,
+  addToCapture,
+  finishCapture,
+  brokerDownloads,
+  verifiedSnapshot,
+  listenForInterrupts,
+  mountWorkspace,
+  installFor,
+  host,
+];
+
 /** The host as a `data:` URL, ready to be the main module of `deno run`. */
-export const HOST_URL = `data:application/javascript,${encodeURIComponent(`(${host.toString()})();`)}`;
+export const HOST_URL = `data:application/javascript,${
+  encodeURIComponent(`${HOST_PARTS.map((part) => part.toString()).join("\n")}\nhost();`)
+}`;

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { childEnv } from "../child_env.ts";
-import { privateOrigin, removeOriginStorage } from "../origin_storage.ts";
-import { killGroup, type ProcessGroups, watchMemory } from "../subprocess.ts";
+import type { Permissions } from "../permissions.ts";
+import { launchSandboxed } from "../sandbox.ts";
+import type { Child, ChildExit, ProcessGroups } from "../subprocess.ts";
 import type { PyodideRuntime } from "./distribution.ts";
 import { HELPER_SOURCE } from "./helper_py.ts";
 import { HOST_URL } from "./host.ts";
@@ -21,8 +21,8 @@ export interface HostOptions {
   packageBaseUrl: string;
   indexUrls: readonly string[];
   broker: PackageBroker;
-  /** Deno network flags for user code (`--allow-net=…`), empty for none. */
-  netFlags: readonly string[];
+  /** The operator's permissions; a host takes only their network part. */
+  permissions: Permissions;
   memoryLimitMb: number;
   outputLimitBytes: number;
   denoDir: string;
@@ -39,10 +39,7 @@ export interface HostOptions {
 export type { DoneMessage };
 
 /** Why a host process ended. */
-export interface HostExit {
-  code: number | null;
-  signal: Deno.Signal | null;
-  memoryExceeded: boolean;
+export interface HostExit extends ChildExit {
   /** The end of what the host wrote to stderr, for diagnostics. */
   stderrTail: string;
 }
@@ -67,7 +64,7 @@ export interface CallHandlers {
 /** A running Python host. */
 export class HostProcess {
   readonly exited: Promise<HostExit>;
-  #child: Deno.ChildProcess;
+  #child: Child;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #calls = new Map<
     number,
@@ -79,62 +76,29 @@ export class HostProcess {
   /** Aborts this host's downloads when it exits, so a hung mirror does not hold them for others. */
   #downloads = new AbortController();
 
-  private constructor(readonly options: HostOptions) {
-    const { runtime, broker, netFlags, workDir } = options;
-    const origin = privateOrigin();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-config",
-        "--no-lock",
-        "--no-prompt",
-        "--quiet",
-        // Security: the whole sandbox of Python. Read its runtime and the shared package cache; read and
-        // write only its own private directory (Pyodide's loader keeps fetched wheels there), which no
-        // other session sees and which is removed with the process; no env, run, ffi or sys; network
-        // only when the operator granted it.
-        `--allow-read=${runtime.dir},${broker.cacheDir},${workDir}`,
-        `--allow-write=${workDir}`,
-        // The operator's workspace, mounted at /workspace: what the operator shares, nothing more.
-        ...(options.workspace ? [`--allow-read=${options.workspace.path}`] : []),
-        ...(options.workspace?.writable ? [`--allow-write=${options.workspace.path}`] : []),
-        ...netFlags,
-        // Security: web storage (js.localStorage, js.caches) stays with this process.
-        `--location=${origin}`,
-        HOST_URL,
-      ],
-      env: childEnv(options.serverEnv, { denoDir: options.denoDir, workDir }),
-      clearEnv: true,
-      cwd: workDir,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      detached: true,
-    }).spawn();
-    this.#child = child;
-    const pid = child.pid;
-    options.groups.add(pid);
-    this.#writer = child.stdin.getWriter();
-    let memoryExceeded = false;
-    const watchdog = watchMemory(pid, options.memoryLimitMb * 1024 * 1024, () => memoryExceeded = true);
+  private constructor(readonly options: HostOptions, role: "python-host" | "snapshot-builder") {
+    const { runtime, broker, workDir } = options;
+    const paths = { workDir, pyodideDir: runtime.dir, packageCacheDir: broker.cacheDir, main: HOST_URL };
+    this.#child = launchSandboxed(
+      role === "python-host"
+        ? { profile: role, ...paths, permissions: options.permissions, workspace: options.workspace ?? null }
+        : { profile: role, ...paths },
+      {
+        serverEnv: options.serverEnv,
+        denoDir: options.denoDir,
+        groups: options.groups,
+        memoryLimitBytes: options.memoryLimitMb * 1024 * 1024,
+      },
+    );
+    this.#writer = this.#child.stdin.getWriter();
     const stderrTail = this.#collectStderr();
     let readyResolve: (bootMs: number) => void = () => {};
     this.#ready = new Promise((resolve) => readyResolve = resolve);
     const reading = this.#readMessages(readyResolve);
-    this.exited = (async () => {
-      const status = await child.status;
-      watchdog.stop();
-      killGroup(pid, "SIGKILL");
-      options.groups.delete(pid);
-      await removeOriginStorage(options.denoDir, origin);
+    this.exited = this.#child.closed.then(async (exit) => {
       await reading.catch(() => {});
-      return {
-        code: status.signal ? null : status.code,
-        signal: status.signal,
-        memoryExceeded,
-        stderrTail: await stderrTail,
-      };
-    })();
+      return { ...exit, stderrTail: await stderrTail };
+    });
     // Calls still waiting learn that the process is gone.
     this.exited.then((exit) => {
       this.#exit = exit;
@@ -145,7 +109,7 @@ export class HostProcess {
 
   /** Spawns a host and waits until Pyodide has booted; returns its boot time too. */
   static async start(options: HostOptions): Promise<{ host: HostProcess; bootMs: number }> {
-    const host = new HostProcess(options);
+    const host = new HostProcess(options, "python-host");
     host.#sendInit(false);
     const bootMs = await Promise.race([
       host.#ready,
@@ -155,11 +119,11 @@ export class HostProcess {
   }
 
   /**
-   * Boots a host that only makes a memory snapshot (micropip and the helper loaded, no user code ever
+   * Boots a host that only makes a memory snapshot (the helper defined, no package loaded, no user code ever
    * run) and returns the path of the file it wrote in its work dir.
    */
   static async buildSnapshot(options: HostOptions): Promise<string> {
-    const host = new HostProcess(options);
+    const host = new HostProcess(options, "snapshot-builder");
     const built = new Promise<string>((resolve) => host.#snapshotBuilt = resolve);
     host.#sendInit(true);
     try {
@@ -211,17 +175,13 @@ export class HostProcess {
 
   /** Asks Python to raise KeyboardInterrupt (SIGUSR1 to the host's interrupt thread). */
   interrupt(): void {
-    try {
-      if (Deno.build.os !== "windows") Deno.kill(this.#child.pid, "SIGUSR1");
-    } catch {
-      // Already gone.
-    }
+    this.#child.signal("SIGUSR1");
   }
 
   /** Kills the host's whole process group. */
   kill(): void {
     this.#stopped = true;
-    killGroup(this.#child.pid, "SIGKILL");
+    this.#child.kill();
   }
 
   /** Whether {@linkcode kill} was called. */

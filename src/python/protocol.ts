@@ -32,7 +32,7 @@ export interface InitMessage {
   /** A memory snapshot to boot from, and the sha256 it must have. */
   snapshotPath?: string;
   snapshotSha256?: string;
-  /** Boot, load micropip and the helper, write a snapshot to workDir, report it and exit. */
+  /** Boot, define the helper (no package: a snapshot cannot hold one), write a snapshot to workDir, report it and exit. */
   makeSnapshot?: boolean;
 }
 

@@ -1,13 +1,33 @@
 /**
- * One MCP session's Python: a long-lived host process whose state persists between calls, a queue so
- * calls run one at a time, time limits for installing and for running, and restarts after a kill.
+ * One MCP session's Python: a long-lived host process whose state persists between calls, a queue so calls
+ * run one at a time, and one state machine for a call's life:
+ *
+ * ```text
+ * idle ─run─▶ executing ◀─▶ installing          (the host says which; each phase has its own time limit)
+ *               │ stop (timeout or the client's cancel)
+ *               ▼
+ *          interrupting ─KeyboardInterrupt handled─▶ idle
+ *               └─ not within INTERRUPT_GRACE_MS ─▶ killed; a new host boots (restarting) ─▶ idle
+ * ```
+ *
+ * Installing cannot be interrupted (a download is in flight), so a stop while installing kills the host.
  *
  * @module
  */
 import { ConcurrencyLimiter } from "../limits.ts";
 import type { Logger } from "../log.ts";
-import { capAttachments, emptyResult, type RunResult } from "../result.ts";
-import { type DoneMessage, type HostExit, HostExited, type HostProcess } from "./host_process.ts";
+import type { Runner, RunOptions } from "../runner.ts";
+import { HostExited, type HostProcess } from "./host_process.ts";
+import {
+  describe,
+  failure,
+  fromDone,
+  fromExit,
+  type PythonRunResult,
+  type StopReason,
+} from "./python_result.ts";
+
+export type { PythonRunResult } from "./python_result.ts";
 
 /** How long Python gets to stop after a KeyboardInterrupt before its process is killed. */
 export const INTERRUPT_GRACE_MS = 2000;
@@ -21,65 +41,80 @@ export interface PythonCall {
   reset: boolean;
 }
 
-/** Options of a call. */
-export interface PythonCallOptions {
-  signal?: AbortSignal;
-  onProgress?: (message: string) => void;
-}
-
 /** Settings of a session. */
 export interface PythonSessionOptions {
   /** Starts a host process (already booted). */
   startHost: () => Promise<HostProcess>;
   installTimeoutMs: number;
   memoryLimitMb: number;
-  maxTimeoutMs: number;
   /** Where diagnostics go. */
   logger?: Logger;
+  /** Called once when the session is closed. */
+  onClose?: () => void;
 }
 
-const STATE_LOST = "The Python process was restarted: variables, imports, installed packages and files of " +
-  "this session are gone; run what the next call needs again.";
+/** Where a session is in the life of its current call. */
+export type SessionState = "idle" | "installing" | "executing" | "interrupting" | "restarting" | "closed";
 
 /**
  * A Python session.
  *
  * @example
  * ```ts
- * const session = new PythonSession({ startHost, installTimeoutMs: 120000, memoryLimitMb: 1024, maxTimeoutMs: 300000 });
- * session.warm();
- * const result = await session.run({ code: "1 + 1", packages: [], timeoutMs: 5000, reset: false });
+ * async function example(startHost: PythonSessionOptions["startHost"]) {
+ *   const session = new PythonSession({ startHost, installTimeoutMs: 120000, memoryLimitMb: 1024 });
+ *   session.warm();
+ *   const result = await session.run({ code: "1 + 1", packages: [], timeoutMs: 5000, reset: false });
+ *   await session.close();
+ *   return result.result; // "2"
+ * }
  * ```
  */
-export class PythonSession {
+export class PythonSession implements Runner<PythonCall, PythonRunResult> {
+  #state: SessionState = "idle";
   #host: Promise<HostProcess> | null = null;
   /** A booted interpreter kept ready once this session has needed a restart, so the next is instant. */
   #spare: Promise<HostProcess> | null = null;
-  #restarted = false;
+  #keepSpare = false;
+  /**
+   * The interpreter whose state the client last saw (null: the client knows of no state). A result from any
+   * other interpreter says `stateReset`, however the change came about.
+   */
+  #knownHost: HostProcess | null = null;
   #queue = new ConcurrencyLimiter(1);
   #nextCallId = 1;
-  #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(readonly options: PythonSessionOptions) {}
+
+  /** Where the session is now. */
+  get state(): SessionState {
+    return this.#state;
+  }
 
   /** Starts the interpreter ahead of the first call. */
   warm(): void {
     this.#ensureHost().catch(() => {});
   }
 
-  /** Kills the interpreter; the session cannot be used afterwards. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    const hosts = await Promise.all([this.#host, this.#spare].map((pending) => pending?.catch(() => null)));
-    // Waiting for the exits lets each host's private storage be removed before the server exits.
-    await Promise.all(hosts.map((host) => {
-      host?.kill();
-      return host?.exited;
-    }));
+  /** Kills the interpreter; the session cannot be used afterwards. Safe to call twice. */
+  close(): Promise<void> {
+    return this.#closing ??= (async () => {
+      this.#state = "closed";
+      this.options.onClose?.();
+      const slots = [this.#host, this.#spare];
+      this.#host = this.#spare = null;
+      const hosts = await Promise.all(slots.map((slot) => slot?.catch(() => null)));
+      // Waiting for the exits lets each host's private storage be removed before the server exits.
+      await Promise.all(hosts.map((host) => {
+        host?.kill();
+        return host?.exited;
+      }));
+    })();
   }
 
   /** Runs one call; never throws for anything the code does. */
-  async run(call: PythonCall, options: PythonCallOptions = {}): Promise<PythonRunResult> {
+  async run(call: PythonCall, options: RunOptions = {}): Promise<PythonRunResult> {
     const clientSignal = options.signal ?? new AbortController().signal;
     let release: () => void;
     try {
@@ -89,262 +124,140 @@ export class PythonSession {
     }
     const started = performance.now();
     try {
-      let stateReset = false;
-      if (call.reset) {
-        await this.#restart();
-        stateReset = true;
-      }
+      if (call.reset) await this.#restart();
       let host: HostProcess;
+      const slot = this.#ensureHost();
       try {
-        host = await this.#ensureHost();
+        host = await slot;
       } catch (error) {
-        this.#host = null;
-        return failure("crashed", `Python could not start: ${describe(error)}`, { stateReset: true });
+        if (this.#host === slot) this.#host = null;
+        const stateReset = this.#knownHost !== null;
+        this.#knownHost = null;
+        return failure("crashed", `Python could not start: ${describe(error)}`, { stateReset });
       }
       const result = await this.#execute(host, call, clientSignal, options.onProgress);
       result.durationMs = Math.round(performance.now() - started);
-      result.stateReset = result.stateReset || stateReset;
-      if (result.stateReset) this.#restarted = true;
+      const died = result.stateReset;
+      result.stateReset = died || call.reset || (this.#knownHost !== null && this.#knownHost !== host);
+      // A cancelled call's result never reaches the client, so what it knows does not change.
+      if (!clientSignal.aborted) this.#knownHost = died ? null : host;
+      if (result.stateReset) this.#keepSpare = true;
       return result;
     } finally {
+      if (this.#state !== "closed") this.#state = "idle";
       release();
-      if (this.#restarted && !this.#spare && !this.#closed) this.#spare = this.#startTracked();
+      if (this.#keepSpare && !this.#spare && this.#state !== "closed") this.#spare = this.#start();
     }
   }
 
+  /** Runs a call on `host`, stopping it on the call's time limits or the client's cancel. */
   async #execute(
     host: HostProcess,
     call: PythonCall,
     clientSignal: AbortSignal,
     onProgress?: (message: string) => void,
   ): Promise<PythonRunResult> {
-    let why: "install-timeout" | "timeout" | "cancelled" | null = null;
+    const stop = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
-    let executing = true;
-    const stop = (reason: "timeout" | "cancelled") => {
-      why ??= reason;
-      host.interrupt();
-      graceTimer ??= setTimeout(() => host.kill(), INTERRUPT_GRACE_MS);
+    const limitPhase = (ms: number, reason: StopReason) => {
+      clearTimeout(timer);
+      if (!stop.signal.aborted) timer = setTimeout(() => stop.abort(reason), ms);
     };
-    timer = setTimeout(() => stop("timeout"), call.timeoutMs);
-    const onAbort = () => executing ? stop("cancelled") : (why = "cancelled", host.kill());
-    clientSignal.addEventListener("abort", onAbort, { once: true });
+    stop.signal.addEventListener("abort", () => {
+      if (this.#state === "executing") {
+        this.#state = "interrupting";
+        host.interrupt();
+        graceTimer = setTimeout(() => host.kill(), INTERRUPT_GRACE_MS);
+      } else {
+        // Installing: a download cannot be interrupted, so the host goes.
+        host.kill();
+      }
+    }, { once: true });
+    const onCancel = () => stop.abort("cancelled" satisfies StopReason);
+    clientSignal.addEventListener("abort", onCancel, { once: true });
+    // The server times execution from the start; the host announces an install phase when there is one.
+    this.#state = "executing";
+    limitPhase(call.timeoutMs, "timeout");
+    if (clientSignal.aborted) onCancel();
+    const why = () => (stop.signal.aborted ? stop.signal.reason as StopReason : null);
     try {
       const done = await host.run(
         { callId: this.#nextCallId++, code: call.code, packages: call.packages },
         {
-          onProgress,
-          // Installing has its own limit; a download cannot be interrupted, so it is killed.
+          ...(onProgress ? { onProgress } : {}),
           onInstalling: () => {
-            executing = false;
-            clearTimeout(timer);
-            timer = setTimeout(() => {
-              why = "install-timeout";
-              host.kill();
-            }, this.options.installTimeoutMs);
+            if (stop.signal.aborted) return;
+            this.#state = "installing";
+            limitPhase(this.options.installTimeoutMs, "install-timeout");
           },
           onExecuting: () => {
-            executing = true;
-            clearTimeout(timer);
-            timer = setTimeout(() => stop("timeout"), call.timeoutMs);
+            if (stop.signal.aborted) return;
+            this.#state = "executing";
+            limitPhase(call.timeoutMs, "timeout");
           },
         },
       );
-      return fromDone(done, why, call.timeoutMs);
+      return fromDone(done, why(), call.timeoutMs);
     } catch (error) {
       if (!(error instanceof HostExited)) throw error;
-      this.#host = null;
-      if (!this.#closed) this.warm();
-      return fromExit(error.exit, why, call, this.options);
+      return fromExit(error.exit, why(), {
+        timeoutMs: call.timeoutMs,
+        installTimeoutMs: this.options.installTimeoutMs,
+        memoryLimitMb: this.options.memoryLimitMb,
+      });
     } finally {
       clearTimeout(timer);
       clearTimeout(graceTimer);
-      clientSignal.removeEventListener("abort", onAbort);
+      clientSignal.removeEventListener("abort", onCancel);
     }
   }
 
   #ensureHost(): Promise<HostProcess> {
-    if (this.#closed) return Promise.reject(new Error("the session is closed"));
+    if (this.#state === "closed") return Promise.reject(new Error("the session is closed"));
     if (!this.#host && this.#spare) {
       this.#host = this.#spare;
       this.#spare = null;
     }
-    this.#host ??= this.#startTracked();
+    this.#host ??= this.#start();
     return this.#host;
   }
 
-  /** Starts a host; if it dies while idle (current or spare), its slot is emptied and refilled. */
-  #startTracked(): Promise<HostProcess> {
-    const starting = this.options.startHost();
-    starting.then((host) => {
+  /** Starts a host in a slot; when it exits while still in its slot, the slot is emptied and refilled. */
+  #start(): Promise<HostProcess> {
+    const slot = this.options.startHost();
+    slot.then((host) => {
       host.exited.then((exit) => {
-        if ((this.#host !== starting && this.#spare !== starting) || host.stopped) return;
-        this.options.logger?.log(
-          "warning",
-          `an idle Python process exited (${exit.signal ?? exit.code}); replacing it`,
-        );
-        if (this.#host === starting) this.#host = null;
-        if (this.#spare === starting) this.#spare = null;
-        if (!this.#closed) this.warm();
+        if (this.#host !== slot && this.#spare !== slot) return;
+        const busy = this.#host === slot && this.#state !== "idle";
+        if (this.#host === slot) this.#host = null;
+        if (this.#spare === slot) this.#spare = null;
+        if (this.#state === "closed") return;
+        // A call that was running reports its own end; only an idle death needs a word.
+        if (!busy && !host.stopped) {
+          this.options.logger?.log(
+            "warning",
+            `an idle Python process exited (${exit.signal ?? `code ${exit.code}`}); replacing it`,
+          );
+        }
+        this.warm();
       });
     }, () => {
-      if (this.#host === starting) this.#host = null;
-      if (this.#spare === starting) this.#spare = null;
+      if (this.#host === slot) this.#host = null;
+      if (this.#spare === slot) this.#spare = null;
     });
-    return starting;
+    return slot;
   }
 
+  /** Replaces the interpreter (a `reset`). */
   async #restart(): Promise<void> {
-    const host = await this.#host?.catch(() => null);
+    this.#state = "restarting";
+    const slot = this.#host;
     this.#host = null;
+    const host = await slot?.catch(() => null);
     if (host) {
       host.kill();
       await host.exited;
     }
   }
-}
-
-/** A Python call's result: the shared shape plus the value of the last expression. */
-export interface PythonRunResult extends RunResult {
-  /** `repr()` of the last expression's value, if it was not None. */
-  result?: string;
-  /** The same value as JSON, when it is JSON-able. */
-  resultJson?: unknown;
-  /** Whether the interpreter was restarted during this call, losing the session's state. */
-  stateReset: boolean;
-  /** Packages installed for this call. */
-  installed?: string[];
-}
-
-function fromDone(done: DoneMessage, why: string | null, timeoutMs: number): PythonRunResult {
-  const result: PythonRunResult = {
-    status: "ok",
-    stdout: done.stdout.text,
-    stderr: done.stderr.text,
-    exitCode: null,
-    durationMs: 0,
-    timedOut: false,
-    cancelled: false,
-    truncated: done.stdout.truncated || done.stderr.truncated,
-    memoryExceeded: false,
-    stateReset: false,
-  };
-  if (done.installed?.length) result.installed = done.installed;
-  if (done.displays?.length) {
-    const { kept, note } = capAttachments(
-      done.displays.map((d) => ({
-        mimeType: d.mimeType,
-        ...(d.data !== undefined ? { data: d.data } : { text: d.text ?? "" }),
-      })),
-    );
-    result.attachments = kept;
-    if (note) result.message = note;
-  }
-  if (done.result !== undefined) result.result = done.result;
-  if (typeof done.resultJson === "string") {
-    try {
-      result.resultJson = JSON.parse(done.resultJson);
-    } catch {
-      // Not JSON after all; the repr stands.
-    }
-  }
-  const error = done.error ?? "";
-  const lastLine = error.trim().split("\n").at(-1) ?? "";
-  switch (done.outcome) {
-    case "ok":
-      break;
-    case "error":
-      result.status = "error";
-      result.stderr = joinStreams(result.stderr, error);
-      result.message = `Python raised ${lastLine}; the traceback is in stderr. Output printed before it is ` +
-        "kept, and so is the session's state.";
-      break;
-    case "install_error":
-      result.status = "error";
-      result.message = `Could not install what the code needs, so it did not run. ${error} ` +
-        "Use the PyPI name in `packages` (e.g. scikit-learn for sklearn, Pillow for PIL); a package " +
-        "needs a pure-Python wheel or a Pyodide build.";
-      break;
-    case "interrupted":
-      if (why === "cancelled") {
-        result.status = "cancelled";
-        result.cancelled = true;
-        result.message = "Cancelled by the client; Python was interrupted. The session's state is kept.";
-      } else {
-        result.status = "timeout";
-        result.timedOut = true;
-        result.message = `Timed out after ${timeoutMs} ms and was interrupted with KeyboardInterrupt. ` +
-          "The session's state (variables, imports) is kept. Make the code faster or pass a larger timeout_ms.";
-      }
-      result.stderr = joinStreams(result.stderr, error);
-      break;
-  }
-  return result;
-}
-
-function fromExit(
-  exit: HostExit,
-  why: string | null,
-  call: PythonCall,
-  options: PythonSessionOptions,
-): PythonRunResult {
-  const base = { stateReset: true, exitCode: exit.code };
-  if (exit.memoryExceeded) {
-    return failure(
-      "crashed",
-      `Killed for exceeding the memory limit (${options.memoryLimitMb} MiB). ${STATE_LOST}`,
-      { ...base, memoryExceeded: true },
-    );
-  }
-  if (why === "timeout") {
-    return failure(
-      "timeout",
-      `Timed out after ${call.timeoutMs} ms and did not stop when interrupted (a loop in C code, or code ` +
-        `that catches KeyboardInterrupt), so it was killed. ${STATE_LOST}`,
-      { ...base, timedOut: true },
-    );
-  }
-  if (why === "install-timeout") {
-    return failure(
-      "timeout",
-      `Installing packages took longer than ${options.installTimeoutMs} ms and was stopped; the code did not ` +
-        `run. ${STATE_LOST}`,
-      { ...base, timedOut: true },
-    );
-  }
-  if (why === "cancelled") {
-    return failure("cancelled", `Cancelled by the client. ${STATE_LOST}`, { ...base, cancelled: true });
-  }
-  // The first line the host printed that is not a stack frame says what broke, without internals.
-  const detail = exit.stderrTail.split("\n").map((line) => line.trim())
-    .find((line) => line && !line.startsWith("at ")) ?? "";
-  return failure(
-    "crashed",
-    `The Python process ended unexpectedly (${exit.signal ?? `exit code ${exit.code}`})${
-      detail ? `: ${detail}` : ""
-    }. ${STATE_LOST}`,
-    base,
-  );
-}
-
-function failure(
-  status: RunResult["status"],
-  message: string,
-  fields: Partial<PythonRunResult> = {},
-): PythonRunResult {
-  return { ...emptyResult(status, message), stateReset: false, ...fields };
-}
-
-function joinStreams(stderr: string, extra: string): string {
-  if (!extra) return stderr;
-  return stderr && !stderr.endsWith("\n") ? `${stderr}\n${extra}` : stderr + extra;
-}
-
-function describe(error: unknown): string {
-  if (error instanceof HostExited) {
-    const tail = error.exit.stderrTail.trim().split("\n").slice(-5).join("\n");
-    return `${error.message}${tail ? `\n${tail}` : ""}`;
-  }
-  return (error as Error)?.message ?? String(error);
 }

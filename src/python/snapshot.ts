@@ -28,8 +28,10 @@ export async function snapshotKey(parts: readonly string[]): Promise<string> {
  *
  * @example
  * ```ts
- * const store = new SnapshotStore(join(cacheDir, "snapshots"), await snapshotKey([version, lock]));
- * const path = await store.verified() ?? await store.adopt(await build());
+ * async function example(cacheDir: string, build: () => Promise<string>) {
+ *   const store = new SnapshotStore(`${cacheDir}/snapshots`, await snapshotKey(["314.0.7", "lock sha256"]));
+ *   return await store.find() ?? await store.adopt(await build());
+ * }
  * ```
  */
 export class SnapshotStore {

@@ -116,6 +116,61 @@ for (const how of ["stdin closed", "SIGTERM", "SIGINT"] as const) {
   });
 }
 
+Deno.test("children die with a SIGKILLed server, however busy; the next server removes what it left", async () => {
+  const tmp = await Deno.makeTempDir();
+  const child = spawnServer({}, tmp);
+  const writer = child.stdin.getWriter();
+  try {
+    await send(writer, INIT);
+    await send(writer, INITIALIZED);
+    await send(writer, call(2, "while (true) {}"));
+    await send(writer, {
+      jsonrpc: "2.0",
+      id: 3,
+      method: "tools/call",
+      params: { name: "run_python", arguments: { code: "while True: pass" } },
+    });
+    // The JavaScript run and the Python host both spin; the waiting launcher and the spare sleep.
+    assert.ok(await eventually(() => busyPids(child.pid).length >= 2, 60000), "both runs started");
+    const children = childPids(child.pid);
+    child.kill("SIGKILL");
+    await child.status;
+    assert.ok(
+      await eventually(() => children.every((pid) => !isAlive(pid)), 2000),
+      `children outlived the server: ${children.filter(isAlive).join(", ")}`,
+    );
+    assert.equal((await tempDirsIn(tmp)).length, 1, "a SIGKILLed server leaves its run directory");
+    // The next server started with the same TMPDIR removes the directory of the dead one.
+    const next = spawnServer({}, tmp);
+    const nextWriter = next.stdin.getWriter();
+    await send(nextWriter, INIT);
+    const replies = messages(next.stdout);
+    await replies.next();
+    assert.equal((await tempDirsIn(tmp)).length, 1, "only the new server's directory remains");
+    await nextWriter.close();
+    for await (const _ of replies) { /* drain */ }
+    await next.status;
+    await next.stderr.cancel().catch(() => {});
+  } finally {
+    await writer.close().catch(() => {});
+    await child.stdout.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+/** Children of `pid` running on a CPU now. */
+function busyPids(pid: number): number[] {
+  return childPids(pid).filter((child) => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${child}/stat`);
+      return stat.slice(stat.lastIndexOf(")") + 2).startsWith("R");
+    } catch {
+      return false;
+    }
+  });
+}
+
 function isAlive(pid: number): boolean {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);

@@ -3,7 +3,7 @@
  * the Pyodide distribution and a PyPI simple index, configured as a firewalled user would.
  */
 import assert from "node:assert/strict";
-import { eventually, processesWith, startServer, type TestServer } from "../_helpers.ts";
+import { childPids, eventually, processesWith, startServer, type TestServer } from "../_helpers.ts";
 import { type Mirror, startMirror } from "../_mirror.ts";
 
 function pythonEnv(mirror: Mirror, cacheDir: string, extra: Record<string, string> = {}) {
@@ -209,6 +209,48 @@ Deno.test("run_python through a real MCP client", async (t) => {
       assert.equal(after.result.result, "2");
     });
 
+    await t.step("memory-limit crashes leave no interpreter behind", async () => {
+      const hosts = () => pythonHosts(s.pid).length;
+      for (let i = 0; i < 3; i++) {
+        const { result } = await s.py(
+          "chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 1024 * 1024))",
+        );
+        assert.equal(result.status, "crashed", JSON.stringify(result).slice(0, 300));
+        assert.equal(result.stateReset, true);
+      }
+      // The session's interpreter and its spare, nothing more.
+      assert.ok(await eventually(() => hosts() <= 2, 15000), `${hosts()} Python processes after 3 crashes`);
+      assert.doesNotMatch(s.stderr(), /an idle Python process exited/, "a busy interpreter is not idle");
+      await s.assertAlive();
+    });
+
+    await t.step("a cancel that costs the session its state says so on the next result", async () => {
+      await s.py("kept = 1");
+      // A loop in C code ignores KeyboardInterrupt, so the cancel ends in a kill.
+      const controller = new AbortController();
+      const cancelled = s.py("sum(range(10**15))", { signal: controller.signal });
+      setTimeout(() => controller.abort(), 1000);
+      await assert.rejects(cancelled);
+      const next = await s.py("kept");
+      assert.equal(next.result.stateReset, true, "the state was lost and the result must say so");
+      assert.match(next.result.stderr, /NameError/);
+      // After that, the state of the new interpreter is the session's: no second reset is reported.
+      await s.py("kept = 2");
+      const again = await s.py("kept");
+      assert.equal(again.result.stateReset, false);
+      assert.equal(again.result.result, "2");
+    });
+
+    await t.step("a cancel that Python handles keeps the state and reports no reset", async () => {
+      const controller = new AbortController();
+      const cancelled = s.py("while True:\n    pass", { signal: controller.signal });
+      setTimeout(() => controller.abort(), 500);
+      await assert.rejects(cancelled);
+      const next = await s.py("kept");
+      assert.equal(next.result.stateReset, false);
+      assert.equal(next.result.result, "2");
+    });
+
     await t.step("calls in one session queue and never mix their output", async () => {
       const calls = ["a", "b", "c"].map((tag) =>
         s.py(
@@ -318,3 +360,14 @@ Deno.test("run_python through a real MCP client", async (t) => {
     "a Python process outlived its server",
   );
 });
+
+/** The Python host processes of server `pid`. */
+function pythonHosts(pid: number): number[] {
+  return childPids(pid).filter((child) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${child}/cmdline`).includes("/pyodide/");
+    } catch {
+      return false;
+    }
+  });
+}

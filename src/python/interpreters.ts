@@ -1,0 +1,189 @@
+/**
+ * Where Python interpreters come from: one package broker, lock file and memory snapshot shared by every
+ * session of the server, and a fresh sandboxed host process (in its own private directory) for each
+ * interpreter a session asks for.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import type { ProcessGroups } from "../subprocess.ts";
+import {
+  DEFAULT_PYODIDE_PACKAGES_URL,
+  distributionHashes,
+  locateLockfile,
+  type LockfileRef,
+  PYODIDE_VERSION,
+  type PyodideRuntime,
+  pyodideRuntime,
+} from "./distribution.ts";
+import { HELPER_SOURCE } from "./helper_py.ts";
+import { HOST_URL } from "./host.ts";
+import { type HostOptions, HostProcess } from "./host_process.ts";
+import { PackageBroker } from "./package_broker.ts";
+import { PythonSession } from "./session.ts";
+import { snapshotKey, SnapshotStore } from "./snapshot.ts";
+
+/** What the interpreters share with the rest of the server. */
+export interface InterpreterContext {
+  config: Config;
+  logger: Logger;
+  /** Deno's cache directory. */
+  denoDir: string;
+  /** The server's private directory; each host gets a fresh subdirectory. */
+  runsRoot: string;
+  groups: ProcessGroups;
+  serverEnv: Readonly<Record<string, string | undefined>>;
+}
+
+/** A snapshot file and the sha256 the host checks it against. */
+type Snapshot = { path: string; sha256: string };
+
+/**
+ * Starts Python hosts and makes sessions that use them.
+ *
+ * @example
+ * ```ts
+ * async function example(interpreters: PythonInterpreters) {
+ *   const session = interpreters.newSession({ warm: true });
+ *   await session.run({ code: "1 + 1", packages: [], timeoutMs: 5000, reset: false });
+ *   await session.close();
+ * }
+ * ```
+ */
+export class PythonInterpreters {
+  readonly broker: PackageBroker;
+  readonly #runtime: PyodideRuntime = pyodideRuntime();
+  readonly #packageBaseUrl: string;
+  #lockfile: Promise<LockfileRef> | undefined;
+  #hashes: Promise<Map<string, string>> | undefined;
+  #snapshots: Promise<SnapshotStore> | undefined;
+  /** Built at most once at a time; a snapshot that is missing, stale or corrupt is rebuilt. */
+  #building: Promise<Snapshot | null> | undefined;
+
+  constructor(readonly context: InterpreterContext) {
+    const { config } = context;
+    this.#packageBaseUrl = config.pyodidePackagesUrl ?? DEFAULT_PYODIDE_PACKAGES_URL;
+    this.broker = new PackageBroker({
+      cacheDir: config.packageCacheDir ?? join(context.denoDir, "code-runner-mcp", "packages"),
+      sources: { pyodideBaseUrl: this.#packageBaseUrl, indexUrls: config.pypiIndexUrls },
+      distributionHashes: async () =>
+        await (this.#hashes ??= this.lockfile().then((lock) => distributionHashes(lock.path))),
+    });
+  }
+
+  /** A new session with its own interpreter (started at once when `warm`). */
+  newSession(options: { warm: boolean; onClose?: () => void }): PythonSession {
+    const { config, logger } = this.context;
+    const session = new PythonSession({
+      logger,
+      ...(options.onClose ? { onClose: options.onClose } : {}),
+      installTimeoutMs: config.installTimeoutMs,
+      memoryLimitMb: config.pythonMemoryLimitMb,
+      startHost: () => this.startHost(),
+    });
+    if (options.warm) session.warm();
+    return session;
+  }
+
+  /** The lock file in force: the npm package's, or the configured mirror's (cached for offline restarts). */
+  lockfile(): Promise<LockfileRef> {
+    return this.#lockfile ??= (async () => {
+      await Deno.mkdir(this.broker.cacheDir, { recursive: true });
+      return await locateLockfile(this.#packageBaseUrl, this.#runtime, async (url) => {
+        const response = await this.broker.fetch(url);
+        if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+        return response.path;
+      }, this.context.logger);
+    })();
+  }
+
+  /** Boots a host, from the snapshot when there is one that works. */
+  async startHost(): Promise<HostProcess> {
+    const found = await this.#snapshot();
+    if (!found) return await this.#boot(null);
+    try {
+      return await this.#boot(found);
+    } catch (error) {
+      // A corrupt snapshot, or one that does not boot, is thrown away; boot without it this time.
+      this.context.logger.log(
+        "warning",
+        `the Python snapshot did not boot (${(error as Error).message}); it will be rebuilt`,
+      );
+      await (await this.#store()).discard();
+      return await this.#boot(null);
+    }
+  }
+
+  #store(): Promise<SnapshotStore> {
+    return this.#snapshots ??= (async () =>
+      new SnapshotStore(
+        join(this.broker.cacheDir, "snapshots"),
+        await snapshotKey([
+          PYODIDE_VERSION,
+          Deno.version.deno,
+          HOST_URL,
+          HELPER_SOURCE,
+          (await this.lockfile()).sha256,
+        ]),
+      ))();
+  }
+
+  async #snapshot(): Promise<Snapshot | null> {
+    const store = await this.#store();
+    const ready = await store.find();
+    if (ready) return ready;
+    this.#building ??= this.#inWorkDir(async (workDir) => {
+      try {
+        return await store.adopt(await HostProcess.buildSnapshot(await this.#hostOptions(workDir)));
+      } finally {
+        await Deno.remove(workDir, { recursive: true }).catch(() => {});
+      }
+    }).catch((error) => {
+      this.context.logger.log(
+        "warning",
+        `could not build a Python snapshot, booting without one: ${(error as Error).message}`,
+      );
+      return null;
+    }).finally(() => this.#building = undefined);
+    return await this.#building;
+  }
+
+  #boot(snapshot: Snapshot | null): Promise<HostProcess> {
+    return this.#inWorkDir(async (workDir) => {
+      const { host } = await HostProcess.start(await this.#hostOptions(workDir, snapshot));
+      host.exited.finally(() => Deno.remove(workDir, { recursive: true }).catch(() => {}));
+      return host;
+    });
+  }
+
+  async #hostOptions(workDir: string, snapshot: Snapshot | null = null): Promise<HostOptions> {
+    const { config, denoDir, groups, serverEnv } = this.context;
+    return {
+      runtime: this.#runtime,
+      lockFilePath: (await this.lockfile()).path,
+      packageBaseUrl: this.#packageBaseUrl,
+      indexUrls: config.pypiIndexUrls,
+      broker: this.broker,
+      permissions: config.permissions,
+      memoryLimitMb: config.pythonMemoryLimitMb,
+      outputLimitBytes: config.outputLimitBytes,
+      denoDir,
+      workDir,
+      groups,
+      serverEnv,
+      workspace: config.workspace,
+      ...(snapshot ? { snapshot } : {}),
+    };
+  }
+
+  /** Runs `use` in a fresh private directory, removed if `use` fails. */
+  async #inWorkDir<T>(use: (workDir: string) => Promise<T>): Promise<T> {
+    const workDir = await Deno.makeTempDir({ dir: this.context.runsRoot, prefix: "py-" });
+    return await use(workDir).catch(async (error) => {
+      await Deno.remove(workDir, { recursive: true }).catch(() => {});
+      throw error;
+    });
+  }
+}

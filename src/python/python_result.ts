@@ -1,0 +1,162 @@
+/**
+ * A Python call's result: the shared result shape plus what only Python has (the last value, whether the
+ * session's state survived, what was installed), and how the host's answers become one.
+ *
+ * @module
+ */
+import { capAttachments, emptyResult, type RunResult } from "../result.ts";
+import type { DoneMessage, HostExit } from "./host_process.ts";
+import { HostExited } from "./host_process.ts";
+
+/** Why a call was stopped before it finished. */
+export type StopReason = "timeout" | "install-timeout" | "cancelled";
+
+const STATE_LOST = "The Python process was restarted: variables, imports, installed packages and files of " +
+  "this session are gone; run what the next call needs again.";
+
+/** A Python call's result: the shared shape plus the value of the last expression. */
+export interface PythonRunResult extends RunResult {
+  /** `repr()` of the last expression's value, if it was not None. */
+  result?: string;
+  /** The same value as JSON, when it is JSON-able. */
+  resultJson?: unknown;
+  /** Whether the interpreter was restarted during this call, losing the session's state. */
+  stateReset: boolean;
+  /** Packages installed for this call. */
+  installed?: string[];
+}
+
+/** The result of a call the host answered. */
+export function fromDone(done: DoneMessage, why: StopReason | null, timeoutMs: number): PythonRunResult {
+  const result: PythonRunResult = {
+    status: "ok",
+    stdout: done.stdout.text,
+    stderr: done.stderr.text,
+    exitCode: null,
+    durationMs: 0,
+    timedOut: false,
+    cancelled: false,
+    truncated: done.stdout.truncated || done.stderr.truncated,
+    memoryExceeded: false,
+    stateReset: false,
+  };
+  if (done.installed?.length) result.installed = done.installed;
+  if (done.displays?.length) {
+    const { kept, note } = capAttachments(
+      done.displays.map((d) => ({
+        mimeType: d.mimeType,
+        ...(d.data !== undefined ? { data: d.data } : { text: d.text ?? "" }),
+      })),
+    );
+    result.attachments = kept;
+    if (note) result.message = note;
+  }
+  if (done.result !== undefined) result.result = done.result;
+  if (typeof done.resultJson === "string") {
+    try {
+      result.resultJson = JSON.parse(done.resultJson);
+    } catch {
+      // Not JSON after all; the repr stands.
+    }
+  }
+  const error = done.error ?? "";
+  const lastLine = error.trim().split("\n").at(-1) ?? "";
+  switch (done.outcome) {
+    case "ok":
+      break;
+    case "error":
+      result.status = "error";
+      result.stderr = joinStreams(result.stderr, error);
+      result.message = `Python raised ${lastLine}; the traceback is in stderr. Output printed before it is ` +
+        "kept, and so is the session's state.";
+      break;
+    case "install_error":
+      result.status = "error";
+      result.message = `Could not install what the code needs, so it did not run. ${error} ` +
+        "Use the PyPI name in `packages` (e.g. scikit-learn for sklearn, Pillow for PIL); a package " +
+        "needs a pure-Python wheel or a Pyodide build.";
+      break;
+    case "interrupted":
+      if (why === "cancelled") {
+        result.status = "cancelled";
+        result.cancelled = true;
+        result.message = "Cancelled by the client; Python was interrupted. The session's state is kept.";
+      } else {
+        result.status = "timeout";
+        result.timedOut = true;
+        result.message = `Timed out after ${timeoutMs} ms and was interrupted with KeyboardInterrupt. ` +
+          "The session's state (variables, imports) is kept. Make the code faster or pass a larger timeout_ms.";
+      }
+      result.stderr = joinStreams(result.stderr, error);
+      break;
+  }
+  return result;
+}
+
+/** The result of a call whose host died: killed by the session (`why`), by the memory watchdog, or crashed. */
+export function fromExit(
+  exit: HostExit,
+  why: StopReason | null,
+  limits: { timeoutMs: number; installTimeoutMs: number; memoryLimitMb: number },
+): PythonRunResult {
+  const base = { stateReset: true, exitCode: exit.code };
+  if (exit.memoryExceeded) {
+    return failure(
+      "crashed",
+      `Killed for exceeding the memory limit (${limits.memoryLimitMb} MiB). ${STATE_LOST}`,
+      { ...base, memoryExceeded: true },
+    );
+  }
+  if (why === "timeout") {
+    return failure(
+      "timeout",
+      `Timed out after ${limits.timeoutMs} ms and did not stop when interrupted (a loop in C code, or code ` +
+        `that catches KeyboardInterrupt), so it was killed. ${STATE_LOST}`,
+      { ...base, timedOut: true },
+    );
+  }
+  if (why === "install-timeout") {
+    return failure(
+      "timeout",
+      `Installing packages took longer than ${limits.installTimeoutMs} ms and was stopped; the code did not ` +
+        `run. ${STATE_LOST}`,
+      { ...base, timedOut: true },
+    );
+  }
+  if (why === "cancelled") {
+    return failure("cancelled", `Cancelled by the client. ${STATE_LOST}`, { ...base, cancelled: true });
+  }
+  // The first line the host printed that is not a stack frame says what broke, without internals.
+  const detail = exit.stderrTail.split("\n").map((line) => line.trim())
+    .find((line) => line && !line.startsWith("at ")) ?? "";
+  return failure(
+    "crashed",
+    `The Python process ended unexpectedly (${exit.signal ?? `exit code ${exit.code}`})${
+      detail ? `: ${detail}` : ""
+    }. ${STATE_LOST}`,
+    base,
+  );
+}
+
+/** A result for a call that produced nothing. */
+export function failure(
+  status: RunResult["status"],
+  message: string,
+  fields: Partial<PythonRunResult> = {},
+): PythonRunResult {
+  return { ...emptyResult(status, message), stateReset: false, ...fields };
+}
+
+function joinStreams(stderr: string, extra: string): string {
+  if (!extra) return stderr;
+  return stderr && !stderr.endsWith("\n") ? `${stderr}\n${extra}` : stderr + extra;
+}
+
+/** What went wrong, for a message: a dead host's last lines of stderr, else the error's message. */
+export function describe(error: unknown): string {
+  if (error instanceof HostExited) {
+    const tail = error.exit.stderrTail.trim().split("\n").slice(-5).join("\n");
+    return `${error.message}${tail ? `\n${tail}` : ""}`;
+  }
+  return (error as Error)?.message ?? String(error);
+}

@@ -1,0 +1,21 @@
+/**
+ * What both tools run on: a runner takes one call and answers with a result, never an exception for
+ * anything the code did.
+ *
+ * @module
+ */
+import type { RunResult } from "./result.ts";
+
+/** How a caller follows and stops a call. */
+export interface RunOptions {
+  /** The client's cancellation. */
+  signal?: AbortSignal;
+  /** Progress lines (installs, heartbeats) for the client. */
+  onProgress?: (message: string) => void;
+}
+
+/** A language runtime as the tools see it. */
+export interface Runner<Call, Result extends RunResult = RunResult> {
+  /** Runs one call; outcomes of the code are values in the result. */
+  run(call: Call, options?: RunOptions): Promise<Result>;
+}

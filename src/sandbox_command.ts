@@ -1,0 +1,143 @@
+/**
+ * The `deno run` command line of every sandboxed process, built from one table per profile: a JavaScript
+ * run, a Python host, or the Python snapshot builder. Every flag either kind of child gets comes from here.
+ *
+ * @module
+ */
+import type { Permissions } from "./permissions.ts";
+
+/** Directories every profile knows about. */
+interface CommonPaths {
+  /** The process's private working directory (also its TMPDIR): always readable and writable. */
+  workDir: string;
+  /** Web storage of the process stays under this private origin (see origin_storage.ts). */
+  origin: string;
+  /** The main module: the JavaScript launcher or the Python host, as a `data:` URL. */
+  main: string;
+}
+
+/** A JavaScript run: the operator's grants plus its own directory, minus the server's private ones. */
+export interface JavaScriptProfile extends CommonPaths {
+  profile: "javascript";
+  permissions: Permissions;
+  /** The directory holding every run's working directory: never visible to a run but its own part. */
+  runsRoot: string;
+  /** Caches shared by all runs (Deno's module and npm cache): never writable by a run. */
+  sharedCaches: readonly string[];
+  workspace: { path: string; writable: boolean } | null;
+  memoryLimitMb: number;
+}
+
+/** A session's Python host: Pyodide's files, the package cache, its own directory; network if granted. */
+export interface PythonHostProfile extends CommonPaths {
+  profile: "python-host";
+  permissions: Permissions;
+  /** The npm `pyodide` package directory. */
+  pyodideDir: string;
+  /** The verified package cache (read only). */
+  packageCacheDir: string;
+  workspace: { path: string; writable: boolean } | null;
+}
+
+/** The builder of Pyodide's memory snapshot: it never runs user code and needs no grant of the operator's. */
+export interface SnapshotBuilderProfile extends CommonPaths {
+  profile: "snapshot-builder";
+  pyodideDir: string;
+  packageCacheDir: string;
+}
+
+/** What a sandboxed process is. */
+export type SandboxProfile = JavaScriptProfile | PythonHostProfile | SnapshotBuilderProfile;
+
+/**
+ * Builds the `deno run` arguments of a sandboxed process (everything after the Deno executable).
+ *
+ * @example
+ * ```ts
+ * import { parsePermissionArgs } from "./permissions.ts";
+ * const args = sandboxCommand({
+ *   profile: "javascript", permissions: parsePermissionArgs(""), workDir: "/t/r/js-1", runsRoot: "/t/r",
+ *   sharedCaches: ["/c"], workspace: null, memoryLimitMb: 512, origin: "https://x.invalid", main: "data:,",
+ * });
+ * if (!args.includes("--deny-read=/t/r")) throw new Error("other runs must stay hidden");
+ * ```
+ */
+export function sandboxCommand(spec: SandboxProfile): string[] {
+  return [
+    "run",
+    // Security: without these, a deno.json, package.json, .npmrc or lock file in the working directory or
+    // any parent could remap imports or registries.
+    "--no-config",
+    "--no-lock",
+    "--no-prompt",
+    "--quiet",
+    ...permissionFlags(spec),
+    ...(spec.profile === "javascript" ? [`--v8-flags=--max-old-space-size=${spec.memoryLimitMb}`] : []),
+    // Security: localStorage and the Cache API of this process stay with it.
+    `--location=${spec.origin}`,
+    spec.main,
+  ];
+}
+
+function permissionFlags(spec: SandboxProfile): string[] {
+  switch (spec.profile) {
+    case "javascript":
+      return javascriptFlags(spec);
+    case "python-host":
+      // Security: the whole sandbox of Python. Read its runtime and the package cache; read and write only
+      // its own directory (Pyodide's loader unpacks wheels there); no env, run, ffi or sys; network only
+      // when the operator granted it.
+      return [
+        `--allow-read=${spec.pyodideDir},${spec.packageCacheDir},${spec.workDir}`,
+        `--allow-write=${spec.workDir}`,
+        ...workspaceFlags(spec.workspace),
+        ...networkFlags(spec.permissions),
+      ];
+    case "snapshot-builder":
+      return [
+        `--allow-read=${spec.pyodideDir},${spec.packageCacheDir},${spec.workDir}`,
+        `--allow-write=${spec.workDir}`,
+      ];
+  }
+}
+
+/**
+ * Deno lets a more specific path win (`--deny-read=/a --allow-read=/a/b` allows `/a/b`), but it turns an
+ * unscoped `--allow-read` into a scoped one as soon as any `--allow-read=path` is added, and refuses
+ * `--allow-read` next to `-A`. So an unscoped file grant is written as the equivalent `=/` before the run's
+ * own directory is added, and `-A` gets only the denials that keep the shared cache intact.
+ */
+function javascriptFlags(spec: JavaScriptProfile): string[] {
+  const { permissions, workDir, runsRoot, sharedCaches } = spec;
+  if (permissions.flags.includes("--allow-all")) {
+    // Security: -A is the operator opting out of the sandbox; still keep the shared caches unwritable.
+    return [...permissions.flags, `--deny-write=${sharedCaches.join(",")}`];
+  }
+  return [
+    ...permissions.flags.map((flag) =>
+      flag === "--allow-read" || flag === "--allow-write" ? `${flag}=/` : flag
+    ),
+    `--allow-read=${workDir}`,
+    `--allow-write=${workDir}`,
+    ...workspaceFlags(spec.workspace),
+    // Security: even with broad grants a run cannot see other runs nor write what later runs load.
+    `--deny-read=${runsRoot}`,
+    `--deny-write=${[runsRoot, ...sharedCaches].join(",")}`,
+  ];
+}
+
+/** The operator's workspace: what the operator shares, nothing more. */
+function workspaceFlags(workspace: { path: string; writable: boolean } | null): string[] {
+  if (!workspace) return [];
+  return [
+    `--allow-read=${workspace.path}`,
+    ...(workspace.writable ? [`--allow-write=${workspace.path}`] : []),
+  ];
+}
+
+/** Only the network part of the operator's grants (`-A` counts as unrestricted network). */
+function networkFlags(permissions: Permissions): string[] {
+  const flags = permissions.flags.filter((flag) => /^--(allow|deny)-net(=|$)/.test(flag));
+  if (permissions.grants.net === "all" && !flags.includes("--allow-net")) flags.unshift("--allow-net");
+  return flags;
+}

@@ -1,0 +1,75 @@
+/**
+ * The `run_javascript` tool: its arguments, description and annotations.
+ *
+ * @module
+ */
+import { describePermissions } from "../permissions.ts";
+import { runResultSchema } from "../result.ts";
+import type { Config } from "../config.ts";
+import { codeArgument, runForRequest, timeoutArgument, type ToolRegistration } from "./tool.ts";
+
+/** Registers `run_javascript`. */
+export const registerRunJavascript: ToolRegistration = (server, { config, javascript }) => {
+  server.registerTool(
+    "run_javascript",
+    {
+      title: "Run JavaScript / TypeScript",
+      description: javascriptDescription(config),
+      inputSchema: {
+        code: codeArgument(config).describe(
+          "A JavaScript or TypeScript ES module. Top-level await works. Print results with console.log.",
+        ),
+        timeout_ms: timeoutArgument(config),
+      },
+      outputSchema: runResultSchema,
+      annotations: {
+        readOnlyHint: false,
+        // Only what outlives a run can be destroyed: host files it may write, programs it may run.
+        destructiveHint: config.permissions.grants.write !== "none" ||
+          config.permissions.grants.run !== "none" || config.workspace?.writable === true,
+        idempotentHint: false,
+        openWorldHint: config.permissions.grants.net !== "none",
+      },
+    },
+    ({ code, timeout_ms }, request) =>
+      runForRequest(
+        request,
+        (options) => javascript.run({ code, timeoutMs: timeout_ms ?? config.timeoutMs }, options),
+      ),
+  );
+};
+
+/** The description: teaches a model what it can do under the current configuration. */
+export function javascriptDescription(config: Config): string {
+  const { grants } = config.permissions;
+  const imports = ["npm:package@version", "jsr:@scope/package", "node:fs and other Node built-ins"];
+  if (grants.import !== "none") {
+    imports.push(
+      `https: URLs from ${grants.import === "all" ? "any host" : grants.import.join(", ")}`,
+    );
+  }
+  return [
+    "Run JavaScript or TypeScript (an ES module; top-level await works) in a fresh Deno sandbox process, " +
+    "and get back stdout, stderr, the exit code and a status.",
+    "Each call starts from nothing: no variables, files or imports survive between calls. " +
+    "Print what you want to see with console.log; the value of the last expression is not returned.",
+    `Imports: ${imports.join(", ")}. A package is downloaded on first use and cached.`,
+    `Permissions granted by the operator: ${describePermissions(config.permissions)}. ` +
+    "Anything else (files outside the working directory, network, environment variables, subprocesses) " +
+    "is refused with a NotCapable error; permissions cannot be changed from code.",
+    "The working directory is a fresh empty directory that the code may read and write; it is deleted " +
+    "after the run. To return an image or a file, write it to ./output/ (e.g. " +
+    'Deno.writeFileSync("output/chart.png", bytes)): PNG, JPEG, GIF and WebP come back as images, text ' +
+    "files as text, others as binary resources (up to 20 files, 5 MiB each).",
+    ...(config.workspace
+      ? [
+        `A shared workspace directory is at ${config.workspace.path} (${
+          config.workspace.writable ? "read-write" : "read-only"
+        }); files there persist across runs.`,
+      ]
+      : []),
+    `Limits: ${config.timeoutMs} ms by default (timeout_ms up to ${config.maxTimeoutMs}), ` +
+    `${config.memoryLimitMb} MiB of memory, ${config.outputLimitBytes} bytes each of stdout and stderr ` +
+    "(more is cut and marked).",
+  ].join("\n");
+}

@@ -1,0 +1,83 @@
+/**
+ * The `run_python` tool: its arguments, description and annotations.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { Config } from "../config.ts";
+import { PYODIDE_VERSION } from "../python/distribution.ts";
+import { runResultSchema } from "../result.ts";
+import { codeArgument, runForRequest, timeoutArgument, type ToolRegistration } from "./tool.ts";
+
+/** Registers `run_python`. */
+export const registerRunPython: ToolRegistration = (server, { config, python }) => {
+  server.registerTool(
+    "run_python",
+    {
+      title: "Run Python",
+      description: pythonDescription(config),
+      inputSchema: {
+        code: codeArgument(config).describe(
+          "Python source. Top-level await works. The value of the last expression is returned, like a notebook cell.",
+        ),
+        packages: z.array(z.string().min(1).max(200)).max(64).optional().describe(
+          'Extra packages to install first, as PyPI requirement strings (e.g. "humanize>=4"). Imports are ' +
+            "detected and installed automatically; PEP 723 `# /// script` metadata is honoured too.",
+        ),
+        timeout_ms: timeoutArgument(config),
+        reset: z.boolean().optional().describe(
+          "Start from a fresh interpreter: forget all variables, imports and files of this session first.",
+        ),
+      },
+      outputSchema: runResultSchema,
+      annotations: {
+        readOnlyHint: false,
+        destructiveHint: config.workspace?.writable === true,
+        idempotentHint: false,
+        // Package installs reach the configured indexes, but the code itself reaches out only with --allow-net.
+        openWorldHint: config.permissions.grants.net !== "none",
+      },
+    },
+    ({ code, packages, timeout_ms, reset }, request) =>
+      runForRequest(request, (options) =>
+        python.run({
+          code,
+          packages: packages ?? [],
+          timeoutMs: timeout_ms ?? config.timeoutMs,
+          reset: reset ?? false,
+        }, options)),
+  );
+};
+
+/** The run_python description: its state model, packages and limits under the current configuration. */
+export function pythonDescription(config: Config): string {
+  const net = config.permissions.grants.net;
+  return [
+    `Run Python ${
+      PYODIDE_VERSION.startsWith("314") ? "3.14 " : ""
+    }(CPython on WebAssembly, Pyodide ${PYODIDE_VERSION}) ` +
+    "in a sandboxed process, and get back stdout, stderr, a status and the value of the last expression.",
+    "State persists between calls like a notebook: variables, imports, installed packages and files written " +
+    "under the current directory stay for the next call. Pass reset: true to start fresh. If a call times out " +
+    "and does not stop when interrupted, or the process crashes, the interpreter is restarted, the state is " +
+    "gone, and the result says so (stateReset: true).",
+    "Packages: imports are detected and installed before the code runs (Pyodide's builds such as numpy and " +
+    "pandas, or pure-Python wheels from PyPI); name others in `packages` or in PEP 723 script metadata. " +
+    "Installing does not count against the timeout.",
+    "Rich output comes back as images and text, like a notebook: matplotlib figures (no savefig needed), and " +
+    "the last value's _repr_png_, _repr_jpeg_, _repr_svg_, _repr_html_ or _repr_markdown_.",
+    `The sandbox has no access to host files, environment variables or subprocesses; network: ${
+      net === "none" ? "none (package installs still work)" : net === "all" ? "allowed" : net.join(", ")
+    }. input() raises EOFError.`,
+    ...(config.workspace
+      ? [
+        `A shared workspace directory is mounted at /workspace (${
+          config.workspace.writable ? "read-write" : "read-only"
+        }); files there persist across calls and sessions.`,
+      ]
+      : []),
+    `Limits: ${config.timeoutMs} ms by default (timeout_ms up to ${config.maxTimeoutMs}), ` +
+    `${config.pythonMemoryLimitMb} MiB of memory, ${config.outputLimitBytes} bytes each of stdout and ` +
+    "stderr (more is cut and marked). Calls in a session run one at a time.",
+  ].join("\n");
+}

@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { parsePermissionArgs } from "../../src/permissions.ts";
+import { sandboxCommand, type SandboxProfile } from "../../src/sandbox_command.ts";
+
+const common = ["run", "--no-config", "--no-lock", "--no-prompt", "--quiet"];
+const tail = ["--location=https://o.invalid", "data:main"];
+
+const javascript = (args: string, workspace: { path: string; writable: boolean } | null = null) =>
+  sandboxCommand({
+    profile: "javascript",
+    permissions: parsePermissionArgs(args),
+    workDir: "/t/runs/js-1",
+    runsRoot: "/t/runs",
+    sharedCaches: ["/cache/deno"],
+    workspace,
+    memoryLimitMb: 512,
+    origin: "https://o.invalid",
+    main: "data:main",
+  });
+
+const python = (args: string, workspace: { path: string; writable: boolean } | null = null) =>
+  sandboxCommand({
+    profile: "python-host",
+    permissions: parsePermissionArgs(args),
+    workDir: "/t/runs/py-1",
+    pyodideDir: "/cache/pyodide/",
+    packageCacheDir: "/cache/packages",
+    workspace,
+    origin: "https://o.invalid",
+    main: "data:main",
+  });
+
+const jsOwn = [
+  "--allow-read=/t/runs/js-1",
+  "--allow-write=/t/runs/js-1",
+  "--deny-read=/t/runs",
+  "--deny-write=/t/runs,/cache/deno",
+];
+const jsTail = ["--v8-flags=--max-old-space-size=512", ...tail];
+const pyOwn = ["--allow-read=/cache/pyodide/,/cache/packages,/t/runs/py-1", "--allow-write=/t/runs/py-1"];
+
+Deno.test("a JavaScript run gets the operator's grants plus its own directory, never the server's", async (t) => {
+  const table: Array<[string, string[]]> = [
+    ["", jsOwn],
+    ["--allow-net=example.com", ["--allow-net=example.com", ...jsOwn]],
+    ["--allow-read=/data", ["--allow-read=/data", ...jsOwn]],
+    // An unscoped grant would become scoped to the work dir once a path is added; `=/` keeps it broad.
+    ["--allow-read --allow-write", ["--allow-read=/", "--allow-write=/", ...jsOwn]],
+    ["-R --deny-read=/etc", ["--allow-read=/", "--deny-read=/etc", ...jsOwn]],
+    ["--allow-env=API_KEY --allow-import", ["--allow-env=API_KEY", "--allow-import", ...jsOwn]],
+    // -A conflicts with --allow-read; the operator opted out of the sandbox, the cache stays read-only.
+    ["-A", ["--allow-all", "--deny-write=/cache/deno"]],
+  ];
+  for (const [input, flags] of table) {
+    await t.step(JSON.stringify(input), () => {
+      assert.deepEqual(javascript(input), [...common, ...flags, ...jsTail]);
+    });
+  }
+});
+
+Deno.test("a Python host gets Pyodide, the package cache and its directory; of the grants only network", async (t) => {
+  const table: Array<[string, string[]]> = [
+    ["", pyOwn],
+    ["--allow-net=example.com", [...pyOwn, "--allow-net=example.com"]],
+    ["--allow-net --deny-net=10.0.0.1", [...pyOwn, "--allow-net", "--deny-net=10.0.0.1"]],
+    // File, environment, subprocess and FFI grants are for JavaScript; Python's `js` bridge would reach them.
+    ["--allow-read --allow-write --allow-env --allow-run --allow-ffi --allow-sys", pyOwn],
+    ["--allow-import=example.com", pyOwn],
+    ["-A", [...pyOwn, "--allow-net"]],
+  ];
+  for (const [input, flags] of table) {
+    await t.step(JSON.stringify(input), () => {
+      assert.deepEqual(python(input), [...common, ...flags, ...tail]);
+    });
+  }
+});
+
+Deno.test("the snapshot builder, which never runs user code, gets no grant of the operator's", () => {
+  const spec: SandboxProfile = {
+    profile: "snapshot-builder",
+    workDir: "/t/runs/py-2",
+    pyodideDir: "/cache/pyodide/",
+    packageCacheDir: "/cache/packages",
+    origin: "https://o.invalid",
+    main: "data:main",
+  };
+  assert.deepEqual(sandboxCommand(spec), [
+    ...common,
+    "--allow-read=/cache/pyodide/,/cache/packages,/t/runs/py-2",
+    "--allow-write=/t/runs/py-2",
+    ...tail,
+  ]);
+});
+
+Deno.test("the operator's workspace is readable by both runtimes, writable only when configured", async (t) => {
+  for (const [name, build] of [["javascript", javascript], ["python", python]] as const) {
+    await t.step(name, () => {
+      const ro = build("", { path: "/ws", writable: false });
+      assert.ok(ro.includes("--allow-read=/ws"));
+      assert.ok(!ro.includes("--allow-write=/ws"));
+      assert.ok(build("", { path: "/ws", writable: true }).includes("--allow-write=/ws"));
+    });
+  }
+});
