@@ -5,7 +5,10 @@
  */
 // @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/server/mcp"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/types"
+import { SetLevelRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { Config } from "./config.ts";
+import { DEFAULT_CLIENT_LOG_LEVEL, isAtLeast } from "./log.ts";
 import type { PythonSession } from "./python/session.ts";
 import { createRuntime, type Runtime } from "./runtime.ts";
 import { createServer } from "./server.ts";
@@ -55,9 +58,15 @@ export async function createApp(
   const { javascript, logger } = runtime;
   const session = (python: PythonSession): AppSession => {
     const server = createServer({ config, javascript, python });
-    // Diagnostics reach this session's client at the level it set (the SDK filters).
+    // Diagnostics reach this session's client at the level it set, `info` until it sets one. (The SDK's
+    // own filter keys levels by HTTP session id, which these messages do not carry.)
+    let minimum: string = DEFAULT_CLIENT_LOG_LEVEL;
+    server.server.setRequestHandler(SetLevelRequestSchema, (request) => {
+      minimum = request.params.level;
+      return {};
+    });
     const removeSink = logger.addSink((level, data) => {
-      if (server.isConnected()) {
+      if (server.isConnected() && isAtLeast(level, minimum)) {
         server.sendLoggingMessage({ level, logger: "code-runner-mcp", data }).catch(() => {});
       }
     });

@@ -23,6 +23,8 @@ export interface Config {
   readonly maxCodeBytes: number;
   /** Memory limit of a session's Python process (`CODE_RUNNER_PYTHON_MEMORY_LIMIT_MB`). */
   readonly pythonMemoryLimitMb: number;
+  /** Disk a JavaScript run or a Python session may fill in its private directory (`CODE_RUNNER_DISK_LIMIT_MB`). */
+  readonly diskLimitMb: number;
   /** Time limit for installing a call's packages (`CODE_RUNNER_INSTALL_TIMEOUT_MS`). */
   readonly installTimeoutMs: number;
   /** Base URL of the Pyodide distribution, or null for Pyodide's CDN (`CODE_RUNNER_PYODIDE_PACKAGES_URL`). */
@@ -31,6 +33,10 @@ export interface Config {
   readonly pypiIndexUrls: readonly string[];
   /** Where downloaded packages are kept, or null for the default (`CODE_RUNNER_PACKAGE_CACHE_DIR`). */
   readonly packageCacheDir: string | null;
+  /** The package cache is kept under this size, least recently used first out (`CODE_RUNNER_PACKAGE_CACHE_MAX_MB`). */
+  readonly packageCacheMaxMb: number;
+  /** Largest package file or index page downloaded (`CODE_RUNNER_PACKAGE_MAX_FILE_MB`). */
+  readonly packageMaxFileMb: number;
   /** A directory shared with both tools (`CODE_RUNNER_WORKSPACE`, `CODE_RUNNER_WORKSPACE_MODE`=ro|rw). */
   readonly workspace: { path: string; writable: boolean } | null;
   /** Bearer token for HTTP (`CODE_RUNNER_HTTP_TOKEN`, or the file `CODE_RUNNER_HTTP_TOKEN_FILE`). */
@@ -39,6 +45,16 @@ export interface Config {
   readonly httpSessionIdleMs: number;
   /** HTTP sessions open at once (`CODE_RUNNER_HTTP_MAX_SESSIONS`). */
   readonly httpMaxSessions: number;
+  /**
+   * Host names (`host` or `host:port`, lowercase) accepted in `Host` and `Origin` over HTTP, or null for the
+   * default: any name when a token is required, loopback names only without one
+   * (`CODE_RUNNER_HTTP_ALLOWED_HOSTS`).
+   */
+  readonly httpAllowedHosts: readonly string[] | null;
+  /** On SIGTERM, how long requests in flight may take to finish (`CODE_RUNNER_HTTP_DRAIN_GRACE_MS`). */
+  readonly httpDrainGraceMs: number;
+  /** Serve `GET /metrics` without the token (`CODE_RUNNER_HTTP_METRICS_PUBLIC`=1). */
+  readonly httpMetricsPublic: boolean;
 }
 
 /** Defaults, also shown in `--help` and the README. */
@@ -50,10 +66,14 @@ export const DEFAULTS = {
   maxConcurrency: 4,
   maxCodeBytes: 1024 * 1024,
   pythonMemoryLimitMb: 1024,
+  diskLimitMb: 1024,
   installTimeoutMs: 180_000,
   pypiIndexUrls: ["https://pypi.org/simple"],
+  packageCacheMaxMb: 2048,
+  packageMaxFileMb: 256,
   httpSessionIdleMs: 30 * 60 * 1000,
   httpMaxSessions: 16,
+  httpDrainGraceMs: 30_000,
 } as const;
 
 /** Every environment variable the server reads, with its meaning, for `--help` and the banner. */
@@ -70,6 +90,8 @@ export const ENVIRONMENT_VARIABLES: Readonly<Record<string, string>> = {
     `JavaScript runs executing at once, others queue (default ${DEFAULTS.maxConcurrency})`,
   CODE_RUNNER_PYTHON_MEMORY_LIMIT_MB:
     `resident memory limit of a session's Python process, MiB (default ${DEFAULTS.pythonMemoryLimitMb})`,
+  CODE_RUNNER_DISK_LIMIT_MB:
+    `disk a JavaScript run or a Python session may fill in its private directory, MiB (default ${DEFAULTS.diskLimitMb})`,
   CODE_RUNNER_INSTALL_TIMEOUT_MS:
     `time limit for installing a call's Python packages, not counted in its timeout (default ${DEFAULTS.installTimeoutMs})`,
   CODE_RUNNER_PYODIDE_PACKAGES_URL:
@@ -80,6 +102,10 @@ export const ENVIRONMENT_VARIABLES: Readonly<Record<string, string>> = {
     })`,
   CODE_RUNNER_PACKAGE_CACHE_DIR:
     "where downloaded Python packages are kept (default: code-runner-mcp/ in DENO_DIR)",
+  CODE_RUNNER_PACKAGE_CACHE_MAX_MB:
+    `size the package cache is kept under, least recently used files evicted first, MiB (default ${DEFAULTS.packageCacheMaxMb})`,
+  CODE_RUNNER_PACKAGE_MAX_FILE_MB:
+    `largest package file or index page downloaded, MiB (default ${DEFAULTS.packageMaxFileMb}, at most the cache size)`,
   CODE_RUNNER_WORKSPACE:
     "a host directory shared with every run: JavaScript sees it at its path, Python at /workspace (default: none)",
   CODE_RUNNER_WORKSPACE_MODE: "ro (default) or rw: whether runs may write the workspace",
@@ -89,6 +115,12 @@ export const ENVIRONMENT_VARIABLES: Readonly<Record<string, string>> = {
   CODE_RUNNER_HTTP_SESSION_IDLE_MS:
     `with --http: close a session unused this long, with its Python state (default ${DEFAULTS.httpSessionIdleMs})`,
   CODE_RUNNER_HTTP_MAX_SESSIONS: `with --http: sessions open at once (default ${DEFAULTS.httpMaxSessions})`,
+  CODE_RUNNER_HTTP_ALLOWED_HOSTS:
+    "with --http: comma-separated host[:port] names accepted in Host and Origin headers (default: any with a " +
+    "token, loopback names without one)",
+  CODE_RUNNER_HTTP_DRAIN_GRACE_MS:
+    `with --http: on SIGTERM, how long requests in flight may still take (default ${DEFAULTS.httpDrainGraceMs})`,
+  CODE_RUNNER_HTTP_METRICS_PUBLIC: "with --http: 1 serves GET /metrics without the token (default 0)",
 };
 
 /** Thrown when a setting is invalid; the message names the variable and what it accepts. */
@@ -126,6 +158,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       `CODE_RUNNER_MAX_TIMEOUT_MS (${maxTimeoutMs}) is below CODE_RUNNER_TIMEOUT_MS (${timeoutMs})`,
     );
   }
+  const packageCacheMaxMb = positiveInteger(
+    env,
+    "CODE_RUNNER_PACKAGE_CACHE_MAX_MB",
+    DEFAULTS.packageCacheMaxMb,
+  );
+  const packageMaxFileMb = positiveInteger(
+    env,
+    "CODE_RUNNER_PACKAGE_MAX_FILE_MB",
+    Math.min(DEFAULTS.packageMaxFileMb, packageCacheMaxMb),
+  );
+  if (packageMaxFileMb > packageCacheMaxMb) {
+    throw new ConfigError(
+      `CODE_RUNNER_PACKAGE_MAX_FILE_MB (${packageMaxFileMb}) is above CODE_RUNNER_PACKAGE_CACHE_MAX_MB (${packageCacheMaxMb})`,
+    );
+  }
   return {
     permissions,
     timeoutMs,
@@ -140,14 +187,20 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       DEFAULTS.pythonMemoryLimitMb,
       256,
     ),
+    diskLimitMb: positiveInteger(env, "CODE_RUNNER_DISK_LIMIT_MB", DEFAULTS.diskLimitMb),
     installTimeoutMs: positiveInteger(env, "CODE_RUNNER_INSTALL_TIMEOUT_MS", DEFAULTS.installTimeoutMs),
     pyodidePackagesUrl: optionalUrl(env, "CODE_RUNNER_PYODIDE_PACKAGES_URL", true),
     pypiIndexUrls: urlList(env, "CODE_RUNNER_PYPI_INDEX_URLS") ?? DEFAULTS.pypiIndexUrls,
     packageCacheDir: env.CODE_RUNNER_PACKAGE_CACHE_DIR?.trim() || null,
+    packageCacheMaxMb,
+    packageMaxFileMb,
     workspace: workspace(env),
     httpToken: httpToken(env),
     httpSessionIdleMs: positiveInteger(env, "CODE_RUNNER_HTTP_SESSION_IDLE_MS", DEFAULTS.httpSessionIdleMs),
     httpMaxSessions: positiveInteger(env, "CODE_RUNNER_HTTP_MAX_SESSIONS", DEFAULTS.httpMaxSessions),
+    httpAllowedHosts: hostList(env, "CODE_RUNNER_HTTP_ALLOWED_HOSTS"),
+    httpDrainGraceMs: positiveInteger(env, "CODE_RUNNER_HTTP_DRAIN_GRACE_MS", DEFAULTS.httpDrainGraceMs, 0),
+    httpMetricsPublic: flag(env, "CODE_RUNNER_HTTP_METRICS_PUBLIC"),
   };
 }
 
@@ -206,6 +259,27 @@ function urlList(env: Readonly<Record<string, string | undefined>>, name: string
     }
     return url.replace(/\/+$/, "");
   });
+}
+
+function hostList(env: Readonly<Record<string, string | undefined>>, name: string): string[] | null {
+  const raw = env[name]?.trim();
+  if (!raw) return null;
+  return raw.split(/[\s,]+/).filter(Boolean).map((entry) => {
+    // A name, an IPv4 address or a bracketed IPv6 address, then an optional port; nothing else.
+    if (!/^(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?\.?)(?::\d{1,5})?$/i.test(entry)) {
+      throw new ConfigError(
+        `${name} must list host or host:port names (no scheme or path), got ${JSON.stringify(entry)}`,
+      );
+    }
+    return entry.toLowerCase();
+  });
+}
+
+function flag(env: Readonly<Record<string, string | undefined>>, name: string): boolean {
+  const raw = env[name]?.trim().toLowerCase() ?? "";
+  if (raw === "" || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true") return true;
+  throw new ConfigError(`${name} must be 1 or 0, got ${JSON.stringify(env[name])}`);
 }
 
 function positiveInteger(

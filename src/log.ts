@@ -9,6 +9,42 @@
 /** Severity of a diagnostic, as MCP names them. */
 export type LogLevel = "debug" | "info" | "warning" | "error";
 
+/** MCP's logging levels, least severe first. */
+export const MCP_LOG_LEVELS = [
+  "debug",
+  "info",
+  "notice",
+  "warning",
+  "error",
+  "critical",
+  "alert",
+  "emergency",
+] as const;
+
+/**
+ * The level a client gets `notifications/message` at until it sends `logging/setLevel` (the README says
+ * so): MCP sets no default, and some clients treat any message as something to show or fail on.
+ */
+export const DEFAULT_CLIENT_LOG_LEVEL: LogLevel = "info";
+
+/**
+ * Whether a message at `level` reaches a client that asked for `minimum`; unknown levels count as the most
+ * severe, so nothing is lost by a typo.
+ *
+ * @example
+ * ```ts
+ * isAtLeast("debug", DEFAULT_CLIENT_LOG_LEVEL); // false
+ * isAtLeast("warning", "info"); // true
+ * ```
+ */
+export function isAtLeast(level: string, minimum: string): boolean {
+  const rank = (name: string) => {
+    const index = (MCP_LOG_LEVELS as readonly string[]).indexOf(name);
+    return index < 0 ? MCP_LOG_LEVELS.length : index;
+  };
+  return rank(level) >= rank(minimum);
+}
+
 /** Where diagnostics go besides stderr, e.g. an MCP session. */
 export type LogSink = (level: LogLevel, message: string) => void;
 
@@ -18,8 +54,10 @@ export type LogSink = (level: LogLevel, message: string) => void;
  * @example
  * ```ts
  * const logger = new Logger();
- * const remove = logger.addSink((level, data) => server.sendLoggingMessage({ level, data }));
- * logger.log("warning", "the Python snapshot did not boot");
+ * const seen: string[] = [];
+ * const remove = logger.addSink((level, message) => seen.push(`${level}: ${message}`));
+ * logger.log("warning", "the Python snapshot did not boot"); // also printed on stderr
+ * remove();
  * ```
  */
 export class Logger {

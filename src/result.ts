@@ -13,7 +13,11 @@ export interface RunResult {
   status: RunStatus;
   stdout: string;
   stderr: string;
-  /** Exit code of the run's process; `null` when it was killed. */
+  /**
+   * Exit code of the run's process: JavaScript's, or the Python interpreter's when it ended during the call.
+   * `null` when the process was killed, when no process ran, and for Python calls (a long-lived interpreter
+   * runs them; it does not exit).
+   */
   exitCode: number | null;
   durationMs: number;
   timedOut: boolean;
@@ -22,6 +26,8 @@ export interface RunResult {
   truncated: boolean;
   /** Whether the run was killed for exceeding the memory limit. */
   memoryExceeded: boolean;
+  /** Whether the run was killed for filling more disk than its quota. */
+  diskExceeded?: boolean;
   /** A sentence for the model when the run did not simply succeed: what happened, what to do next. */
   message?: string;
   /** Images, rich text and files the run produced (returned as content items, not structured content). */
@@ -48,9 +54,7 @@ export function capAttachments(attachments: Attachment[]): { kept: Attachment[];
   const dropped: string[] = [];
   let total = 0;
   for (const attachment of attachments) {
-    const size = attachment.data
-      ? Math.floor(attachment.data.length * 3 / 4)
-      : (attachment.text?.length ?? 0);
+    const size = attachmentBytes(attachment);
     const label = attachment.name ?? attachment.mimeType;
     if (
       kept.length >= ATTACHMENT_LIMITS.count || size > ATTACHMENT_LIMITS.bytes ||
@@ -69,6 +73,15 @@ export function capAttachments(attachments: Attachment[]): { kept: Attachment[];
       `Not returned (over ${ATTACHMENT_LIMITS.count} attachments, ${ATTACHMENT_LIMITS.bytes} bytes each or ` +
       `${ATTACHMENT_LIMITS.totalBytes} in all): ${dropped.join(", ")}.`,
   };
+}
+
+/** The size of an attachment's content: its decoded bytes, or its text's UTF-8 bytes. */
+function attachmentBytes(attachment: Attachment): number {
+  if (attachment.data === undefined) return new TextEncoder().encode(attachment.text ?? "").byteLength;
+  // Base64 carries 3 bytes in every 4 characters; each trailing "=" stands for one byte that is not there.
+  const data = attachment.data.replace(/\s+/g, "");
+  const padding = data.endsWith("==") ? 2 : data.endsWith("=") ? 1 : 0;
+  return Math.floor(data.length * 3 / 4) - padding;
 }
 
 /** A result for a run that produced nothing: `status` and `message`, every flag false unless given. */
@@ -101,6 +114,7 @@ export const runResultSchema = {
   cancelled: z.boolean(),
   truncated: z.boolean(),
   memoryExceeded: z.boolean(),
+  diskExceeded: z.boolean().optional().describe("true when the run was killed for exceeding its disk quota"),
   message: z.string().optional(),
   result: z.string().optional().describe("Python: repr() of the last expression's value"),
   resultJson: z.unknown().optional().describe("Python: the same value as JSON, when it is JSON-able"),
@@ -157,14 +171,14 @@ function contentItem(attachment: Attachment, index: number): ContentItem {
  *   timedOut: false, cancelled: false, truncated: false, memoryExceeded: false });
  * ```
  */
-export function toToolResult(result: RunResult & { result?: string }): RunToolResult {
+export function toToolResult(result: RunResult & { result?: string; stateReset?: boolean }): RunToolResult {
   const { attachments, ...fields } = result;
   const structured: Record<string, unknown> = { ...fields };
   if (attachments?.length) {
     structured.attachments = attachments.map((a) => ({
       mimeType: a.mimeType,
       ...(a.name ? { name: a.name } : {}),
-      bytes: a.data !== undefined ? Math.floor(a.data.length * 3 / 4) : (a.text?.length ?? 0),
+      bytes: attachmentBytes(a),
     }));
   }
   return {
@@ -174,10 +188,29 @@ export function toToolResult(result: RunResult & { result?: string }): RunToolRe
   };
 }
 
-/** The text a model reads: a status line, then each non-empty stream. */
-export function renderText(result: RunResult & { result?: string }): string {
-  const exit = result.exitCode === null ? "killed" : `exit code ${result.exitCode}`;
-  const parts = [`status: ${result.status} (${exit}, ${result.durationMs} ms)`];
+/**
+ * The text a model reads: a status line, the message, then the value and each non-empty stream.
+ *
+ * The status line states only what the structured fields say (an exit code only when there is one, which a
+ * Python call never has unless its interpreter ended), so it cannot contradict them; whether anything was
+ * killed or interrupted is said by the message, which the tool that produced the result wrote.
+ *
+ * @example
+ * ```ts
+ * renderText({ status: "ok", stdout: "", stderr: "", exitCode: null, durationMs: 23, timedOut: false,
+ *   cancelled: false, truncated: false, memoryExceeded: false, result: "45", stateReset: false });
+ * // "status: ok (23 ms)\n--- result ---\n45"
+ * ```
+ */
+export function renderText(result: RunResult & { result?: string; stateReset?: boolean }): string {
+  const facts = [
+    ...(result.exitCode !== null ? [`exit code ${result.exitCode}`] : []),
+    ...(result.memoryExceeded ? ["memory limit exceeded"] : []),
+    ...(result.truncated ? ["output truncated"] : []),
+    ...(result.stateReset ? ["Python state reset"] : []),
+    `${result.durationMs} ms`,
+  ];
+  const parts = [`status: ${result.status} (${facts.join(", ")})`];
   if (result.message) parts.push(result.message);
   if (result.result !== undefined) parts.push(`--- result ---\n${result.result}`);
   if (result.stdout) parts.push(`--- stdout ---\n${result.stdout.replace(/\n$/, "")}`);

@@ -12,8 +12,8 @@ import { LineTransport } from "./stdio_transport.ts";
  * removed, and the process exits (signals: see signals.ts).
  */
 export async function serveStdio(app: App): Promise<void> {
+  // No message to the client here: it closed stdin and may have stopped reading stdout (see LineTransport).
   const shutdown = async () => {
-    app.runtime.logger.log("debug", "shutting down: stdin closed");
     await app.close();
     Deno.exit(0);
   };

@@ -18,6 +18,10 @@ export interface Mirror {
   corrupt: boolean;
   /** Delay before each wheel is served, in milliseconds. */
   delayMs: number;
+  /** Body of every 404 answer instead of "not found" (an index that answers 404 with a wheel in the body). */
+  notFoundBody: Uint8Array | null;
+  /** While set, wheels are served only once it resolves (tests of downloads in flight). */
+  gate: Promise<void> | null;
   stop(): Promise<void>;
 }
 
@@ -41,8 +45,14 @@ export async function startMirror(): Promise<Mirror> {
     requests: [],
     corrupt: false,
     delayMs: 0,
+    notFoundBody: null,
+    gate: null,
     stop: async () => {},
   };
+  const notFound = () =>
+    new Response(mirror.notFoundBody ? mirror.notFoundBody as Uint8Array<ArrayBuffer> : "not found", {
+      status: 404,
+    });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
     const base = new URL(request.url).origin;
     const path = new URL(request.url).pathname;
@@ -56,8 +66,9 @@ export async function startMirror(): Promise<Mirror> {
           resolve();
         });
       });
+      if (mirror.gate) await mirror.gate;
       const found = wheels.get(decodeURIComponent(name));
-      if (!found) return new Response("not found", { status: 404 });
+      if (!found) return notFound();
       return new Response(mirror.corrupt ? "garbage" : found.bytes as Uint8Array<ArrayBuffer>);
     };
     if (path === "/pyodide/pyodide-lock.json") {
@@ -70,7 +81,7 @@ export async function startMirror(): Promise<Mirror> {
       const files = [...wheels.values()].filter(({ wheel }) =>
         normalize(wheel.project) === normalize(project)
       );
-      if (!files.length) return new Response("not found", { status: 404 });
+      if (!files.length) return notFound();
       if ((request.headers.get("accept") ?? "").includes("application/vnd.pypi.simple.v1+json")) {
         return Response.json({
           meta: { "api-version": "1.1" },
@@ -89,7 +100,7 @@ export async function startMirror(): Promise<Mirror> {
         headers: { "content-type": "text/html" },
       });
     }
-    return new Response("not found", { status: 404 });
+    return notFound();
   });
   const base = `http://127.0.0.1:${server.addr.port}`;
   mirror.pyodideUrl = `${base}/pyodide/`;

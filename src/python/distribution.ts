@@ -72,8 +72,18 @@ export async function locateLockfile(
   return { path, sha256: await sha256Hex(await Deno.readFile(path)) };
 }
 
-/** sha256 of each distribution file, by file name, from a lock file. */
+/**
+ * sha256 of each distribution file, by file name, from a lock file. An entry without a well-formed sha256
+ * is left out, so its file is never fetched (the broker stores only files whose hash it knows).
+ */
 export async function distributionHashes(path: string): Promise<Map<string, string>> {
   const lock = JSON.parse(await Deno.readTextFile(path)) as Lockfile;
-  return new Map(Object.values(lock.packages).map((entry) => [entry.file_name, entry.sha256]));
+  const hashes = new Map<string, string>();
+  for (const entry of Object.values(lock.packages)) {
+    const sha256 = typeof entry.sha256 === "string" ? entry.sha256.toLowerCase() : "";
+    if (typeof entry.file_name === "string" && /^[0-9a-f]{64}$/.test(sha256)) {
+      hashes.set(entry.file_name, sha256);
+    }
+  }
+  return hashes;
 }
