@@ -19,7 +19,8 @@ const HELP =
 
 Usage (as deno run -A jsr:@mcpc/code-runner-mcp/bin …):
   (no arguments)                  serve MCP over stdin/stdout; MCP clients start it like this
-  --http [--host H] [--port P]    serve MCP over Streamable HTTP at http://H:P/mcp (default 127.0.0.1:8787)
+  --http [--host H] [--port P]    serve MCP over Streamable HTTP at http://H:P/mcp (default 127.0.0.1:8787),
+                                  with GET /healthz, /readyz and /metrics; SIGTERM drains, then exits
   run FILE                        run FILE (.py: Python; .js/.ts/.mjs…: JavaScript) in the sandbox, print the result
   run - [--python]                the same with code from stdin (JavaScript unless --python)
         [--timeout MS]            time limit for run (default CODE_RUNNER_TIMEOUT_MS)
@@ -85,15 +86,26 @@ async function main(argv: string[]): Promise<number> {
     console.error(`code-runner-mcp: ${error.message}`);
     return 1;
   }
+  const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (
+    timeoutMs !== undefined &&
+    !(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= config.maxTimeoutMs)
+  ) {
+    console.error(
+      `code-runner-mcp: --timeout must be a whole number of milliseconds from 1 to ${config.maxTimeoutMs}, ` +
+        `got ${JSON.stringify(values.timeout)}`,
+    );
+    return 2;
+  }
   const runtime = await createRuntime(config, Deno.env.toObject(), { warm: command === undefined });
-  exitOnSignals(() => runtime.close());
+  const signals = exitOnSignals(() => runtime.close());
   if (command === "run" || command === "doctor") {
     const { doctorCommand, runCommand } = await import("../src/cli.ts");
     try {
       return command === "doctor" ? await doctorCommand(runtime) : await runCommand(runtime, {
         path: rest[0] as string,
         python: values.python ?? false,
-        timeoutMs: values.timeout ? Number(values.timeout) : undefined,
+        timeoutMs,
       });
     } finally {
       await runtime.close();
@@ -117,12 +129,16 @@ async function main(argv: string[]): Promise<number> {
         token: config.httpToken,
         sessionIdleMs: config.httpSessionIdleMs,
         maxSessions: config.httpMaxSessions,
+        allowedHosts: config.httpAllowedHosts,
+        metricsPublic: config.httpMetricsPublic,
       });
     } catch (error) {
       console.error(`code-runner-mcp: ${(error as Error).message}`);
       await app.close();
       return 1;
     }
+    const { drain } = served;
+    signals.drainOnTerm(() => drain(config.httpDrainGraceMs));
     console.error(
       `code-runner-mcp ${VERSION}: MCP over Streamable HTTP at ${served.url}` +
         `${config.httpToken ? " (bearer token required)" : ""}; permissions for runs: ` +

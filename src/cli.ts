@@ -12,10 +12,34 @@ import { VERSION } from "./version.ts";
 
 // Only in these human commands is stdout for people; the MCP server never calls them.
 const encoder = new TextEncoder();
+const stdoutIsTerminal = Deno.stdout.isTerminal();
+const stderrIsTerminal = Deno.stderr.isTerminal();
+const write = (stream: typeof Deno.stdout, terminal: boolean, text: string) => {
+  const bytes = encoder.encode(terminal ? escapeControls(text) : text);
+  for (let offset = 0; offset < bytes.length;) offset += stream.writeSync(bytes.subarray(offset));
+};
 const print = (text: string) =>
-  Deno.stdout.writeSync(encoder.encode(text.endsWith("\n") ? text : `${text}\n`));
+  write(Deno.stdout, stdoutIsTerminal, text.endsWith("\n") ? text : `${text}\n`);
 const printError = (text: string) =>
-  Deno.stderr.writeSync(encoder.encode(text.endsWith("\n") ? text : `${text}\n`));
+  write(Deno.stderr, stderrIsTerminal, text.endsWith("\n") ? text : `${text}\n`);
+
+/**
+ * Control characters made visible, for text from the sandbox bound for a terminal. Security: escape
+ * sequences (OSC 52 writes the clipboard, OSC 8 makes links; others set the title or clear the screen)
+ * from untrusted output must not reach the terminal as commands. Newlines and tabs stay.
+ *
+ * @example
+ * ```ts
+ * if (escapeControls("a\x1b]52;c;eA==\x07b\n") !== "a\\x1b]52;c;eA==\\x07b\n") throw new Error();
+ * ```
+ */
+export function escapeControls(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g,
+    (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
 
 /** `run <file | ->`: runs the code, prints its output, and returns the exit code. */
 export async function runCommand(
@@ -32,8 +56,8 @@ export async function runCommand(
       onProgress: (m) => printError(`… ${m}`),
     })
     : await runtime.javascript.run({ code, timeoutMs });
-  if (result.stdout) Deno.stdout.writeSync(encoder.encode(result.stdout));
-  if (result.stderr) Deno.stderr.writeSync(encoder.encode(result.stderr));
+  if (result.stdout) write(Deno.stdout, stdoutIsTerminal, result.stdout);
+  if (result.stderr) write(Deno.stderr, stderrIsTerminal, result.stderr);
   if (result.result !== undefined) print(result.result);
   for (const attachment of result.attachments ?? []) {
     printError(

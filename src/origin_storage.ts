@@ -8,17 +8,22 @@
  * @module
  */
 import { join } from "node:path";
-import { sha256Hex } from "./sha256.ts";
+import { createHash } from "node:crypto";
 
 /** A fresh origin no other process uses, for `deno run --location`. */
 export function privateOrigin(): string {
   return `https://${crypto.randomUUID()}.sandbox.invalid`;
 }
 
+/** Where Deno keeps what a process with `origin` stores (localStorage; the Cache API). */
+export function originStorageDirs(denoDir: string, origin: string): string[] {
+  const key = createHash("sha256").update(origin).digest("hex");
+  return [join(denoDir, "location_data", key), join(denoDir, "location_data", "web_cache", key)];
+}
+
 /** Removes what a process with `origin` stored in Deno's location data. */
 export async function removeOriginStorage(denoDir: string, origin: string): Promise<void> {
-  const key = await sha256Hex(origin);
-  for (const dir of [join(denoDir, "location_data", key), join(denoDir, "location_data", "web_cache", key)]) {
+  for (const dir of originStorageDirs(denoDir, origin)) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { removeTree } from "./remove_tree.ts";
 import { dirname, join } from "node:path";
 import type { Config } from "./config.ts";
 import { JavaScriptRunner } from "./javascript/runner.ts";
@@ -93,7 +94,7 @@ export async function createRuntime(
       closing ??= (async () => {
         await Promise.all([...[...sessions].map((session) => session.close()), javascript.close()]);
         groups.killAll();
-        await Deno.remove(runsRoot, { recursive: true }).catch(() => {});
+        await removeTree(runsRoot);
       })();
       return closing;
     },
@@ -124,7 +125,7 @@ async function removeAbandonedRunsRoots(tempDir: string): Promise<void> {
     const owner = await Deno.readTextFile(join(dir, OWNER_FILE)).catch(() => null);
     // No owner file: not ours, or a server still starting; leave it.
     if (!owner || processIdentity(Number(owner.split(" ")[0])) === owner) continue;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await removeTree(dir);
   }
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { childEnv } from "./child_env.ts";
-import { privateOrigin, removeOriginStorage } from "./origin_storage.ts";
+import { originStorageDirs, privateOrigin, removeOriginStorage } from "./origin_storage.ts";
 import { sandboxCommand, type SandboxProfile } from "./sandbox_command.ts";
 import { Child, type ProcessGroups } from "./subprocess.ts";
 
@@ -25,7 +25,15 @@ export interface LaunchOptions {
   passThroughEnv?: readonly string[];
   groups: ProcessGroups;
   memoryLimitBytes?: number;
+  /** What the process may keep on disk: its directory and its web storage together. */
+  diskLimitBytes?: number;
 }
+
+/** Files and directories a sandboxed process may keep; many empty files fill a disk's inodes too. */
+export const DISK_ENTRY_LIMIT = 100_000;
+
+/** No single file may grow past the disk limit, but the limit never goes below this for Deno's own caches. */
+const MIN_FILE_SIZE_LIMIT = 256 * 1024 * 1024;
 
 /**
  * Starts a sandboxed child in `spec.workDir`.
@@ -46,14 +54,21 @@ export interface LaunchOptions {
  */
 export function launchSandboxed(spec: SandboxSpec, options: LaunchOptions): Child {
   const origin = privateOrigin();
-  const args = sandboxCommand({ ...spec, origin } as SandboxProfile);
-  const setpriv = deathSignalWrapper();
+  const command = [Deno.execPath(), ...sandboxCommand({ ...spec, origin } as SandboxProfile)];
+  const { diskLimitBytes } = options;
+  const wrappers = utilLinux();
+  // A file-size limit (RLIMIT_FSIZE) bounds how far one file can grow between two disk checks.
+  if (diskLimitBytes && wrappers.prlimit) {
+    command.unshift(wrappers.prlimit, `--fsize=${Math.max(diskLimitBytes, MIN_FILE_SIZE_LIMIT)}`, "--");
+  }
+  // Security and hygiene: the kernel kills the child when the server dies, even by SIGKILL or the OOM
+  // killer, so no sandbox outlives it (prctl PR_SET_PDEATHSIG). Each wrapper execs the next in the same
+  // process, so the pid is Deno's.
+  if (wrappers.setpriv) command.unshift(wrappers.setpriv, "--pdeathsig", "KILL", "--");
+  const [program, ...args] = command as [string, ...string[]];
   return new Child({
-    command: setpriv ?? Deno.execPath(),
-    // Security and hygiene: the kernel kills the child when the server dies, even by SIGKILL or the OOM
-    // killer, so no sandbox outlives it (prctl PR_SET_PDEATHSIG via util-linux's setpriv, which then execs
-    // Deno in the same process).
-    args: setpriv ? ["--pdeathsig", "KILL", "--", Deno.execPath(), ...args] : args,
+    command: program,
+    args,
     env: childEnv(options.serverEnv, {
       denoDir: options.denoDir,
       workDir: spec.workDir,
@@ -62,23 +77,39 @@ export function launchSandboxed(spec: SandboxSpec, options: LaunchOptions): Chil
     cwd: spec.workDir,
     groups: options.groups,
     ...(options.memoryLimitBytes ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
+    ...(diskLimitBytes
+      ? {
+        diskLimit: {
+          dirs: [spec.workDir, ...originStorageDirs(options.denoDir, origin)],
+          limitBytes: diskLimitBytes,
+          limitEntries: DISK_ENTRY_LIMIT,
+        },
+      }
+      : {}),
     afterExit: () => removeOriginStorage(options.denoDir, origin),
   });
 }
 
-let setprivPath: string | null | undefined;
+let found: { setpriv: string | null; prlimit: string | null } | undefined;
 
-/** util-linux's `setpriv` on Linux, or null where there is none (the child then outlives a killed server). */
-export function deathSignalWrapper(): string | null {
-  if (setprivPath !== undefined) return setprivPath;
-  setprivPath = null;
-  if (Deno.build.os !== "linux") return setprivPath;
-  for (const path of ["/usr/bin/setpriv", "/bin/setpriv"]) {
+/**
+ * util-linux's `setpriv` (parent-death signal) and `prlimit` (resource limits) on Linux; null where they are
+ * missing, and then a child outlives a killed server and only the disk watchdog bounds a file.
+ */
+export function utilLinux(): { setpriv: string | null; prlimit: string | null } {
+  return found ??= {
+    setpriv: Deno.build.os === "linux" ? which("setpriv") : null,
+    prlimit: Deno.build.os === "linux" ? which("prlimit") : null,
+  };
+}
+
+function which(name: string): string | null {
+  for (const dir of ["/usr/bin", "/bin"]) {
     try {
-      if (Deno.statSync(path).isFile) return setprivPath = path;
+      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
     } catch {
       // Not there.
     }
   }
-  return setprivPath;
+  return null;
 }

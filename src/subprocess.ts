@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { type CappedText, readCapped } from "./capped_output.ts";
 
 /** How long a process group gets between SIGTERM and SIGKILL. */
@@ -47,6 +48,8 @@ export interface SpawnOptions {
   groups: ProcessGroups;
   /** Kill the group when the child's resident memory exceeds this, for its whole life (Linux only). */
   memoryLimitBytes?: number;
+  /** Kill the group when what it wrote below these directories exceeds the limit, for its whole life. */
+  diskLimit?: DiskLimit;
   /** Runs once the child has exited and its group is gone (e.g. removing what it left behind). */
   afterExit?: () => Promise<void>;
 }
@@ -59,6 +62,16 @@ export interface ChildExit {
   signal: Deno.Signal | null;
   /** Whether the memory watchdog killed it. */
   memoryExceeded: boolean;
+  /** Whether the disk watchdog killed it. */
+  diskExceeded: boolean;
+}
+
+/** A disk quota: the bytes (and entries) the directories a child writes may hold together. */
+export interface DiskLimit {
+  dirs: readonly string[];
+  limitBytes: number;
+  /** Files and directories; many empty files fill a disk's inodes and slow every check. */
+  limitEntries: number;
 }
 
 /** What to hold a one-shot child to while it runs. */
@@ -89,6 +102,7 @@ export class Child {
   readonly #child: Deno.ChildProcess;
   #exited = false;
   #memoryExceeded = false;
+  #diskExceeded = false;
   /** Resolves once the process has exited and its group is killed. */
   readonly exit: Promise<ChildExit>;
   /** Resolves after {@linkcode exit}, once `afterExit` has run too. */
@@ -111,9 +125,13 @@ export class Child {
     const watchdog = options.memoryLimitBytes
       ? watchMemory(pid, options.memoryLimitBytes, () => this.#memoryExceeded = true)
       : undefined;
+    const diskWatchdog = options.diskLimit
+      ? watchDisk(pid, options.diskLimit, () => this.#diskExceeded = true)
+      : undefined;
     this.exit = this.#child.status.then((status) => {
       this.#exited = true;
       watchdog?.stop();
+      diskWatchdog?.stop();
       // Grandchildren may outlive the leader and hold the pipes open; the group goes with it.
       killGroup(pid, "SIGKILL");
       options.groups.delete(pid);
@@ -121,6 +139,7 @@ export class Child {
         code: status.signal ? null : status.code,
         signal: status.signal,
         memoryExceeded: this.#memoryExceeded,
+        diskExceeded: this.#diskExceeded,
       };
     });
     this.closed = this.exit.then(async (exit) => {
@@ -137,6 +156,11 @@ export class Child {
   /** Whether the process has exited (e.g. was killed while waiting). */
   get exited(): boolean {
     return this.#exited;
+  }
+
+  /** Whether the disk watchdog has killed the process. */
+  get diskExceeded(): boolean {
+    return this.#diskExceeded;
   }
 
   /** Whether the memory watchdog has killed the process. */
@@ -245,4 +269,63 @@ function residentBytes(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** Disk checks are at least this far apart, and four times as far as the last check took. */
+const DISK_POLL_MS = 50;
+
+/**
+ * Kills a process group when the directories it writes hold more than the limit, calling `onExceeded`
+ * first. Between two checks a fast writer can get past the limit by what it writes in one interval; the
+ * file-size limit set where the child starts bounds each single file.
+ */
+function watchDisk(pid: number, limit: DiskLimit, onExceeded: () => void): { stop(): void } {
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = async () => {
+    const started = performance.now();
+    const usage = await diskUsage(limit.dirs, limit);
+    if (stopped) return;
+    if (usage.bytes > limit.limitBytes || usage.entries > limit.limitEntries) {
+      onExceeded();
+      killGroup(pid, "SIGKILL");
+      return;
+    }
+    timer = setTimeout(check, Math.max(DISK_POLL_MS, 4 * (performance.now() - started)));
+  };
+  timer = setTimeout(check, DISK_POLL_MS);
+  return {
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * What `dirs` hold on disk (allocated blocks, so a sparse file counts what it really takes), stopping early
+ * past the limit. Symbolic links are not followed.
+ */
+export async function diskUsage(
+  dirs: readonly string[],
+  limit: { limitBytes: number; limitEntries: number } = { limitBytes: Infinity, limitEntries: Infinity },
+): Promise<{ bytes: number; entries: number }> {
+  let bytes = 0;
+  let entries = 0;
+  const pending = [...dirs];
+  for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
+    try {
+      for await (const entry of Deno.readDir(dir)) {
+        const path = join(dir, entry.name);
+        entries++;
+        const info = await Deno.lstat(path).catch(() => null);
+        if (info) bytes += info.blocks !== null ? info.blocks * 512 : info.size;
+        if (entry.isDirectory) pending.push(path);
+        if (bytes > limit.limitBytes || entries > limit.limitEntries) return { bytes, entries };
+      }
+    } catch {
+      // Not there (yet, or any more), or not readable: nothing counted.
+    }
+  }
+  return { bytes, entries };
 }

@@ -66,11 +66,18 @@ export function serverEnv(extra: Record<string, string> = {}): Record<string, st
   return { ...env, ...extra };
 }
 
-/** Starts `bin/code_runner.ts` over stdio and connects an SDK client to it. */
-export async function startServer(extraEnv: Record<string, string> = {}): Promise<TestServer> {
+/**
+ * Starts `bin/code_runner.ts` over stdio and connects an SDK client to it; `wrapper` is a command line the
+ * server is started under (e.g. `setpriv …`).
+ */
+export async function startServer(
+  extraEnv: Record<string, string> = {},
+  wrapper: readonly string[] = [],
+): Promise<TestServer> {
+  const [command = Deno.execPath(), ...args] = [...wrapper, Deno.execPath(), "run", "-A", BIN];
   const transport = new StdioClientTransport({
-    command: Deno.execPath(),
-    args: ["run", "-A", BIN],
+    command,
+    args,
     env: serverEnv(extraEnv),
     stderr: "pipe",
   });

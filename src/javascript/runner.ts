@@ -3,12 +3,14 @@
  *
  * @module
  */
+import { removeTree } from "../remove_tree.ts";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import type { ConcurrencyLimiter } from "../limits.ts";
 import { ATTACHMENT_LIMITS, capAttachments, emptyResult, type RunResult } from "../result.ts";
 import type { Runner, RunOptions } from "../runner.ts";
-import { launchSandboxed } from "../sandbox.ts";
+import { DISK_ENTRY_LIMIT, launchSandboxed } from "../sandbox.ts";
+import { diskFullMessage } from "../disk_space.ts";
 import type { ProcessGroups } from "../subprocess.ts";
 import { LauncherPool, type ReadyLauncher } from "./pool.ts";
 import { collectOutputFiles, OUTPUT_DIR } from "./output_files.ts";
@@ -74,12 +76,19 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
 
   async #discard(launcher: ReadyLauncher): Promise<void> {
     await launcher.child.discard();
-    await Deno.remove(launcher.workDir, { recursive: true }).catch(() => {});
+    await removeTree(launcher.workDir);
   }
 
-  async #cleanUp(launcher: ReadyLauncher): Promise<void> {
-    await launcher.child.closed;
-    await Deno.remove(launcher.workDir, { recursive: true }).catch(() => {});
+  /** Removals of finished runs' directories still under way. */
+  #cleanups = new Set<Promise<void>>();
+
+  #cleanUp(launcher: ReadyLauncher): void {
+    const cleanup = (async () => {
+      await launcher.child.closed;
+      await removeTree(launcher.workDir);
+    })();
+    this.#cleanups.add(cleanup);
+    cleanup.finally(() => this.#cleanups.delete(cleanup));
   }
 
   async #startLauncher(): Promise<ReadyLauncher> {
@@ -102,6 +111,7 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       passThroughEnv: Array.isArray(grant) ? grant : [],
       groups,
       memoryLimitBytes: config.memoryLimitMb * 1024 * 1024,
+      diskLimitBytes: config.diskLimitMb * 1024 * 1024,
     });
     return { child, workDir };
   }
@@ -116,8 +126,15 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
     } catch {
       return emptyResult("cancelled", "Cancelled by the client before the run started.");
     }
+    const full = await diskFullMessage(this.deps.runsRoot);
+    if (full) {
+      release();
+      return emptyResult("crashed", full);
+    }
     let launcher: ReadyLauncher | undefined;
     try {
+      // The directories of runs that just ended are removed before this one needs space.
+      await Promise.all(this.#cleanups);
       launcher = await this.#pool.take();
       // Synchronous: a few bytes to a local file, and one event-loop hop less on every run.
       Deno.writeTextFileSync(join(launcher.workDir, USER_MODULE), code);
@@ -127,8 +144,9 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       if (launcher) this.#discard(launcher).catch(() => {});
       return emptyResult(
         "crashed",
-        `The server could not prepare the run: ${(error as Error).message}. ` +
-          "The machine's temp directory may be full or unwritable; try again later.",
+        await diskFullMessage(this.deps.runsRoot, true) ??
+          `The server could not prepare the run: ${(error as Error).message}. ` +
+            "The machine's temp directory may be unwritable; try again later.",
       );
     }
     const { child, workDir } = launcher;
@@ -141,6 +159,7 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       const stdout = hideWorkDir(outcome.stdout.text, workDir);
       const stderr = hideWorkDir(outcome.stderr.text, workDir);
       const memoryExceeded = outcome.memoryExceeded || /out of memory/i.test(stderr);
+      const diskExceeded = outcome.diskExceeded || outcome.signal === "SIGXFSZ";
       const result: RunResult = {
         status: "ok",
         stdout,
@@ -151,6 +170,7 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
         cancelled,
         truncated: outcome.stdout.truncated || outcome.stderr.truncated,
         memoryExceeded,
+        ...(diskExceeded ? { diskExceeded } : {}),
       };
       const output = await collectOutputFiles(workDir);
       const { kept, note } = capAttachments(output.files);
@@ -172,6 +192,11 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       } else if (cancelled) {
         result.status = "cancelled";
         result.message = "Cancelled by the client; the run was killed.";
+      } else if (diskExceeded) {
+        result.status = "crashed";
+        result.message =
+          `Killed for writing more than ${config.diskLimitMb} MiB (or ${DISK_ENTRY_LIMIT} files) ` +
+          "to disk; its files are deleted. Write less, or delete files you no longer need as you go.";
       } else if (memoryExceeded) {
         result.status = "crashed";
         result.message = `Killed for exceeding the memory limit (${config.memoryLimitMb} MiB). ` +
@@ -189,7 +214,7 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       release();
       // Cleaning up and refilling the pool happen after the answer is on its way.
       setTimeout(() => {
-        this.#cleanUp(launcher).catch(() => {});
+        this.#cleanUp(launcher);
         this.#pool.fill();
       }, 0);
     }

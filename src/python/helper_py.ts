@@ -128,7 +128,7 @@ def _call_repr(value, method):
         return None
     try:
         data = getattr(value, method)()
-    except Exception:
+    except BaseException:
         return None
     return data[0] if isinstance(data, tuple) else data
 
@@ -188,12 +188,21 @@ def _report_value(value, limit):
     return report
 
 
+def _report(value, limit):
+    """The report of a finished call; a repr hook or a figure that fails to render is the code's error, reported
+    like one, never the interpreter's."""
+    try:
+        return _report_value(value, limit)
+    except BaseException as error:
+        return _report_error(error)
+
+
 async def _run_async(runner, limit):
     try:
         value = await runner.run_async(namespace)
     except BaseException as error:
         return _report_error(error)
-    return _report_value(value, limit)
+    return _report(value, limit)
 
 
 def run(code, limit):
@@ -209,7 +218,7 @@ def run(code, limit):
         value = runner.run(namespace)
     except BaseException as error:
         return _report_error(error)
-    return _report_value(value, limit)
+    return _report(value, limit)
 
 
 # Kept in sys.modules so a session restored from a memory snapshot finds it without running this again.

@@ -27,7 +27,7 @@ interface Pyodide {
 interface EmscriptenFS {
   mkdirTree(path: string): void;
   mount(type: unknown, options: { root: string }, mountpoint: string): void;
-  filesystems: { NODEFS: unknown };
+  filesystems: { NODEFS: { tryFSOperation<T>(operation: () => T): T } };
 }
 
 /** The helper module's functions, as Pyodide proxies them to JavaScript. */
@@ -351,8 +351,27 @@ async function listenForInterrupts(): Promise<Int32Array> {
 /** The operator's shared directory at /workspace; Deno's permissions decide what Python may do in it. */
 function mountWorkspace(pyodide: Pyodide, path: string): void {
   const fs = (pyodide as unknown as { FS: EmscriptenFS }).FS;
+  // Emscripten turns a Node-style error (one with a `code`) into an OSError for Python, and lets any other
+  // error break the interpreter. Deno's permission errors have no code: give them EACCES (EIO for the rest),
+  // so writing to a read-only workspace raises PermissionError instead of killing the session.
+  const nodefs = fs.filesystems.NODEFS;
+  const tryOperation = nodefs.tryFSOperation.bind(nodefs);
+  nodefs.tryFSOperation = <T>(operation: () => T): T =>
+    tryOperation(() => {
+      try {
+        return operation();
+      } catch (error) {
+        if (error instanceof Error && !(error as Error & { code?: string }).code) {
+          (error as Error & { code?: string }).code = error instanceof Deno.errors.NotCapable ||
+              /requires .*(access|permission)/i.test(error.message)
+            ? "EACCES"
+            : "EIO";
+        }
+        throw error;
+      }
+    });
   fs.mkdirTree("/workspace");
-  fs.mount(fs.filesystems.NODEFS, { root: path }, "/workspace");
+  fs.mount(nodefs, { root: path }, "/workspace");
 }
 
 /** What {@linkcode installFor} installs with: Pyodide's loader, micropip and the helper's planner. */

@@ -10,7 +10,7 @@ import type { Child, ChildExit, ProcessGroups } from "../subprocess.ts";
 import type { PyodideRuntime } from "./distribution.ts";
 import { HELPER_SOURCE } from "./helper_py.ts";
 import { HOST_URL } from "./host.ts";
-import { NotAPackageUrl, type PackageBroker } from "./package_broker.ts";
+import { type BrokerSession, NotAPackageUrl, type PackageBroker } from "./package_broker.ts";
 import { type DoneMessage, type HostMessage, parseHostMessage, type ServerMessage } from "./protocol.ts";
 
 /** What a host needs to start. */
@@ -24,6 +24,8 @@ export interface HostOptions {
   /** The operator's permissions; a host takes only their network part. */
   permissions: Permissions;
   memoryLimitMb: number;
+  /** What the host's private directory may hold (wheels unpacked, files Python writes through `js.Deno`). */
+  diskLimitMb: number;
   outputLimitBytes: number;
   denoDir: string;
   /** An empty private directory to run in. */
@@ -42,6 +44,8 @@ export type { DoneMessage };
 export interface HostExit extends ChildExit {
   /** The end of what the host wrote to stderr, for diagnostics. */
   stderrTail: string;
+  /** What the host reported before it was killed for breaking (e.g. the interpreter itself failed). */
+  fatal?: string;
 }
 
 /** Thrown when the host process ends during a call or at start-up. */
@@ -72,9 +76,13 @@ export class HostProcess {
   >();
   #ready: Promise<number>;
   #stopped = false;
+  /** What the host said broke it, when it asked to be killed. */
+  #fatal: string | null = null;
   #exit: HostExit | null = null;
   /** Aborts this host's downloads when it exits, so a hung mirror does not hold them for others. */
   #downloads = new AbortController();
+  /** This host's downloads, capped; closed with {@linkcode #downloads}. */
+  #packages: BrokerSession;
 
   private constructor(readonly options: HostOptions, role: "python-host" | "snapshot-builder") {
     const { runtime, broker, workDir } = options;
@@ -88,8 +96,11 @@ export class HostProcess {
         denoDir: options.denoDir,
         groups: options.groups,
         memoryLimitBytes: options.memoryLimitMb * 1024 * 1024,
+        // The builder runs no user code and writes the snapshot (31 MB): no quota.
+        ...(role === "python-host" ? { diskLimitBytes: options.diskLimitMb * 1024 * 1024 } : {}),
       },
     );
+    this.#packages = options.broker.session({ signal: this.#downloads.signal });
     this.#writer = this.#child.stdin.getWriter();
     const stderrTail = this.#collectStderr();
     let readyResolve: (bootMs: number) => void = () => {};
@@ -97,7 +108,7 @@ export class HostProcess {
     const reading = this.#readMessages(readyResolve);
     this.exited = this.#child.closed.then(async (exit) => {
       await reading.catch(() => {});
-      return { ...exit, stderrTail: await stderrTail };
+      return { ...exit, stderrTail: await stderrTail, ...(this.#fatal ? { fatal: this.#fatal } : {}) };
     });
     // Calls still waiting learn that the process is gone.
     this.exited.then((exit) => {
@@ -229,6 +240,7 @@ export class HostProcess {
         this.#calls.get(message.callId)?.resolve(message);
         break;
       case "fatal":
+        this.#fatal ??= message.error.slice(0, 2000);
         this.kill();
         break;
       case "snapshot":
@@ -245,11 +257,7 @@ export class HostProcess {
       for (const call of this.#calls.values()) call.handlers.onProgress?.(text);
     };
     try {
-      const response = await this.options.broker.fetch(url, {
-        accept,
-        onProgress: progress,
-        signal: this.#downloads.signal,
-      });
+      const response = await this.#packages.fetch(url, { accept, onProgress: progress });
       this.#send({ type: "fetched", id, ...response });
     } catch (error) {
       if (error instanceof NotAPackageUrl) {

@@ -5,8 +5,10 @@
  *
  * @module
  */
+import { removeTree } from "../remove_tree.ts";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
+import { diskFullMessage } from "../disk_space.ts";
 import type { Logger } from "../log.ts";
 import type { ProcessGroups } from "../subprocess.ts";
 import {
@@ -70,6 +72,10 @@ export class PythonInterpreters {
       sources: { pyodideBaseUrl: this.#packageBaseUrl, indexUrls: config.pypiIndexUrls },
       distributionHashes: async () =>
         await (this.#hashes ??= this.lockfile().then((lock) => distributionHashes(lock.path))),
+      limits: {
+        maxCacheBytes: config.packageCacheMaxMb * 1024 * 1024,
+        maxFileBytes: config.packageMaxFileMb * 1024 * 1024,
+      },
     });
   }
 
@@ -81,6 +87,7 @@ export class PythonInterpreters {
       ...(options.onClose ? { onClose: options.onClose } : {}),
       installTimeoutMs: config.installTimeoutMs,
       memoryLimitMb: config.pythonMemoryLimitMb,
+      diskLimitMb: config.diskLimitMb,
       startHost: () => this.startHost(),
     });
     if (options.warm) session.warm();
@@ -138,7 +145,7 @@ export class PythonInterpreters {
       try {
         return await store.adopt(await HostProcess.buildSnapshot(await this.#hostOptions(workDir)));
       } finally {
-        await Deno.remove(workDir, { recursive: true }).catch(() => {});
+        await removeTree(workDir);
       }
     }).catch((error) => {
       this.context.logger.log(
@@ -153,7 +160,7 @@ export class PythonInterpreters {
   #boot(snapshot: Snapshot | null): Promise<HostProcess> {
     return this.#inWorkDir(async (workDir) => {
       const { host } = await HostProcess.start(await this.#hostOptions(workDir, snapshot));
-      host.exited.finally(() => Deno.remove(workDir, { recursive: true }).catch(() => {}));
+      host.exited.finally(() => removeTree(workDir));
       return host;
     });
   }
@@ -168,6 +175,7 @@ export class PythonInterpreters {
       broker: this.broker,
       permissions: config.permissions,
       memoryLimitMb: config.pythonMemoryLimitMb,
+      diskLimitMb: config.diskLimitMb,
       outputLimitBytes: config.outputLimitBytes,
       denoDir,
       workDir,
@@ -180,9 +188,14 @@ export class PythonInterpreters {
 
   /** Runs `use` in a fresh private directory, removed if `use` fails. */
   async #inWorkDir<T>(use: (workDir: string) => Promise<T>): Promise<T> {
-    const workDir = await Deno.makeTempDir({ dir: this.context.runsRoot, prefix: "py-" });
+    const { runsRoot } = this.context;
+    const full = await diskFullMessage(runsRoot);
+    if (full) throw new Error(full);
+    const workDir = await Deno.makeTempDir({ dir: runsRoot, prefix: "py-" }).catch(async (error) => {
+      throw new Error(await diskFullMessage(runsRoot, true) ?? (error as Error).message);
+    });
     return await use(workDir).catch(async (error) => {
-      await Deno.remove(workDir, { recursive: true }).catch(() => {});
+      await removeTree(workDir);
       throw error;
     });
   }

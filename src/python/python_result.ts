@@ -5,6 +5,7 @@
  * @module
  */
 import { capAttachments, emptyResult, type RunResult } from "../result.ts";
+import { DISK_ENTRY_LIMIT } from "../sandbox.ts";
 import type { DoneMessage, HostExit } from "./host_process.ts";
 import { HostExited } from "./host_process.ts";
 
@@ -97,9 +98,17 @@ export function fromDone(done: DoneMessage, why: StopReason | null, timeoutMs: n
 export function fromExit(
   exit: HostExit,
   why: StopReason | null,
-  limits: { timeoutMs: number; installTimeoutMs: number; memoryLimitMb: number },
+  limits: { timeoutMs: number; installTimeoutMs: number; memoryLimitMb: number; diskLimitMb: number },
 ): PythonRunResult {
   const base = { stateReset: true, exitCode: exit.code };
+  if (exit.diskExceeded || exit.signal === "SIGXFSZ") {
+    return failure(
+      "crashed",
+      `Killed for writing more than ${limits.diskLimitMb} MiB (or ${DISK_ENTRY_LIMIT} files) to the ` +
+        `session's directory; its files are deleted. ${STATE_LOST}`,
+      { ...base, diskExceeded: true },
+    );
+  }
   if (exit.memoryExceeded) {
     return failure(
       "crashed",
@@ -127,7 +136,7 @@ export function fromExit(
     return failure("cancelled", `Cancelled by the client. ${STATE_LOST}`, { ...base, cancelled: true });
   }
   // The first line the host printed that is not a stack frame says what broke, without internals.
-  const detail = exit.stderrTail.split("\n").map((line) => line.trim())
+  const detail = (exit.fatal ?? exit.stderrTail).split("\n").map((line) => line.trim())
     .find((line) => line && !line.startsWith("at ")) ?? "";
   return failure(
     "crashed",

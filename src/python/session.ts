@@ -47,6 +47,7 @@ export interface PythonSessionOptions {
   startHost: () => Promise<HostProcess>;
   installTimeoutMs: number;
   memoryLimitMb: number;
+  diskLimitMb: number;
   /** Where diagnostics go. */
   logger?: Logger;
   /** Called once when the session is closed. */
@@ -62,7 +63,7 @@ export type SessionState = "idle" | "installing" | "executing" | "interrupting" 
  * @example
  * ```ts
  * async function example(startHost: PythonSessionOptions["startHost"]) {
- *   const session = new PythonSession({ startHost, installTimeoutMs: 120000, memoryLimitMb: 1024 });
+ *   const session = new PythonSession({ startHost, installTimeoutMs: 120000, memoryLimitMb: 1024, diskLimitMb: 1024 });
  *   session.warm();
  *   const result = await session.run({ code: "1 + 1", packages: [], timeoutMs: 5000, reset: false });
  *   await session.close();
@@ -205,6 +206,7 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
         timeoutMs: call.timeoutMs,
         installTimeoutMs: this.options.installTimeoutMs,
         memoryLimitMb: this.options.memoryLimitMb,
+        diskLimitMb: this.options.diskLimitMb,
       });
     } finally {
       clearTimeout(timer);

@@ -50,6 +50,41 @@ Deno.test("run executes files and stdin in the sandbox and prints what happened"
       assert.equal(out.code, 1);
       assert.match(out.stderr, /NotCapable|Requires read access/);
     });
+    await t.step("a --timeout that is not a whole number of milliseconds is refused clearly", async () => {
+      for (const value of ["abc", "1e15", "0", "2.5"]) {
+        const out = await cli(["run", "-", "--timeout", value], "console.log(1)");
+        assert.equal(out.code, 2, `${value}: ${out.stderr}`);
+        assert.match(out.stderr, /--timeout must be a whole number of milliseconds/);
+        assert.doesNotMatch(out.stderr, /at .*\.ts:\d+/, "no stack trace");
+      }
+    });
+    await t.step("on a terminal, escape sequences from the sandbox are shown, not obeyed", async () => {
+      // OSC 52 (clipboard), OSC 8 (link), a title and clear-screen, in output and in a file name.
+      await Deno.writeTextFile(
+        `${dir}/esc.ts`,
+        `console.log("a\\x1b]52;c;ZXZpbA==\\x07b\\x1b]8;;http://x\\x07c\\x1b[2J\\x9bd");\n` +
+          `console.error("e\\x1b]0;title\\x07f");\n` +
+          `Deno.writeTextFileSync("output/n\\x1b[31m.txt", "x");`,
+      );
+      const { stdout } = await new Deno.Command("script", {
+        args: ["-q", "-c", `${Deno.execPath()} run -A ${BIN} run ${dir}/esc.ts`, "/dev/null"],
+        env: serverEnv(),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const shown = new TextDecoder().decode(stdout);
+      assert.match(shown, /a\\x1b\]52;c;ZXZpbA==\\x07b/);
+      assert.match(shown, /e\\x1b\]0;title\\x07f/);
+      assert.match(shown, /\\x9bd/);
+      assert.match(shown, /n\\x1b\[31m\.txt/);
+      // deno-lint-ignore no-control-regex
+      const controls = /[\x1b\x07\x9b]/;
+      assert.ok(
+        !controls.test(shown),
+        `a control character reached the terminal: ${JSON.stringify(shown)}`,
+      );
+    });
     await t.step("a timeout is reported with a non-zero exit", async () => {
       const out = await cli(["run", "-", "--timeout", "300"], "while (true) {}");
       assert.equal(out.code, 1);

@@ -102,6 +102,30 @@ Deno.test("run_python through a real MCP client", async (t) => {
       });
     });
 
+    await t.step(
+      "a repr hook or a figure that fails is the code's error, not the interpreter's",
+      async () => {
+        await s.py("kept = 'state'");
+        const hook = await s.py(
+          "class Loud:\n    def _repr_png_(self):\n        raise SystemExit(3)\n" +
+            "    def __repr__(self):\n        raise KeyError('no repr')\nLoud()",
+        );
+        assert.notEqual(hook.result.status, "crashed", hook.text);
+        assert.equal(hook.result.stateReset, false, hook.text);
+        // matplotlib's pyplot as the display code sees it, with a figure whose savefig fails.
+        const figure = await s.py(
+          "import sys, types\nclass Figure:\n    def savefig(self, *a, **k):\n        raise BaseException('savefig failed')\n" +
+            "sys.modules['matplotlib.pyplot'] = types.SimpleNamespace(get_fignums=lambda: [1], " +
+            "figure=lambda n: Figure(), close=lambda *a: None)\n1",
+        );
+        assert.equal(figure.result.status, "error", figure.text);
+        assert.match(figure.result.stderr, /savefig failed/);
+        assert.equal(figure.result.stateReset, false);
+        await s.py("del sys.modules['matplotlib.pyplot']");
+        assert.equal((await s.py("kept")).result.result, "'state'");
+      },
+    );
+
     await t.step("top-level await works", async () => {
       const { result } = await s.py("import asyncio\nawait asyncio.sleep(0.01)\n'awaited'");
       assert.equal(result.result, "'awaited'");
@@ -331,7 +355,7 @@ Deno.test("run_python through a real MCP client", async (t) => {
     });
 
     await t.step("the Python process is started ahead of the first call", () => {
-      assert.ok(processesWith("data:application/javascript,(async%20function%20host").length >= 1);
+      assert.ok(processesWith("async%20function%20host(").length >= 1);
     });
 
     await server.close();

@@ -29,6 +29,12 @@ Deno.test("a read-write workspace is shared by both tools and by later runs", as
     // `..` leaves the mount into Python's in-memory file system, never into the host's.
     await server.py("open('/workspace/../escape-probe.txt', 'w').write('x')");
     assert.equal(await Deno.stat(join(workspace, "..", "escape-probe.txt")).catch(() => null), null);
+    // Making a link needs unscoped permissions; refused as a Python error, not a broken interpreter.
+    await server.py("kept = 'state'");
+    const link = await server.py("import os\nos.symlink('/workspace/from-py.txt', '/workspace/link')");
+    assert.equal(link.result.status, "error", link.text);
+    assert.match(link.result.stderr, /PermissionError|OSError/);
+    assert.equal((await server.py("kept")).result.result, "'state'");
   } finally {
     await server.close();
     await Deno.remove(workspace, { recursive: true });
@@ -42,8 +48,14 @@ Deno.test("a read-only workspace can be read but not written by either tool", as
   try {
     const read = await server.py("open('/workspace/data.txt').read()");
     assert.equal(read.result.result, "'shared'", read.text);
+    await server.py("kept = 'state'");
     const pyWrite = await server.py("open('/workspace/new.txt', 'w').write('x')");
     assert.equal(pyWrite.isError, true, pyWrite.text);
+    // A refused write is an ordinary Python error; the session keeps its state.
+    assert.equal(pyWrite.result.status, "error", pyWrite.text);
+    assert.match(pyWrite.result.stderr, /PermissionError/);
+    assert.equal(pyWrite.result.stateReset, false);
+    assert.equal((await server.py("kept")).result.result, "'state'");
     const jsWrite = await server.js(
       `Deno.writeTextFileSync(${JSON.stringify(join(workspace, "new.txt"))}, "x")`,
     );
