@@ -23,6 +23,8 @@ export interface Config {
   readonly maxCodeBytes: number;
   /** Memory limit of a session's Python process (`CODE_RUNNER_PYTHON_MEMORY_LIMIT_MB`). */
   readonly pythonMemoryLimitMb: number;
+  /** Python processes at once, across sessions; idle ones are reclaimed (`CODE_RUNNER_MAX_PYTHON_PROCESSES`). */
+  readonly maxPythonProcesses: number;
   /** Disk a JavaScript run or a Python session may fill in its private directory (`CODE_RUNNER_DISK_LIMIT_MB`). */
   readonly diskLimitMb: number;
   /** Time limit for installing a call's packages (`CODE_RUNNER_INSTALL_TIMEOUT_MS`). */
@@ -55,6 +57,19 @@ export interface Config {
   readonly httpDrainGraceMs: number;
   /** Serve `GET /metrics` without the token (`CODE_RUNNER_HTTP_METRICS_PUBLIC`=1). */
   readonly httpMetricsPublic: boolean;
+  /**
+   * What one run may keep on disk of output the result had to cut (its streams and attachments over the
+   * inline limits), in MiB; 0 keeps nothing (`CODE_RUNNER_OUTPUT_KEEP_MB`).
+   */
+  readonly outputKeepMb: number;
+  /** What kept output of all sessions may take on disk, in MiB; the oldest goes first (`CODE_RUNNER_OUTPUT_KEEP_TOTAL_MB`). */
+  readonly outputKeepTotalMb: number;
+  /** How long kept output stays readable, at most until its session ends (`CODE_RUNNER_OUTPUT_KEEP_MS`). */
+  readonly outputKeepMs: number;
+  /** Tasks (task-augmented calls) a session may have running or queued at once (`CODE_RUNNER_MAX_TASKS`). */
+  readonly maxTasksPerSession: number;
+  /** Longest time a finished task's result is kept; a client may ask for less (`CODE_RUNNER_TASK_MAX_TTL_MS`). */
+  readonly taskMaxTtlMs: number;
 }
 
 /** Defaults, also shown in `--help` and the README. */
@@ -67,6 +82,7 @@ export const DEFAULTS = {
   maxCodeBytes: 1024 * 1024,
   pythonMemoryLimitMb: 1024,
   diskLimitMb: 1024,
+  maxPythonProcesses: 8,
   installTimeoutMs: 180_000,
   pypiIndexUrls: ["https://pypi.org/simple"],
   packageCacheMaxMb: 2048,
@@ -74,6 +90,11 @@ export const DEFAULTS = {
   httpSessionIdleMs: 30 * 60 * 1000,
   httpMaxSessions: 16,
   httpDrainGraceMs: 30_000,
+  outputKeepMb: 64,
+  outputKeepTotalMb: 1024,
+  outputKeepMs: 60 * 60 * 1000,
+  maxTasksPerSession: 8,
+  taskMaxTtlMs: 60 * 60 * 1000,
 } as const;
 
 /** Every environment variable the server reads, with its meaning, for `--help` and the banner. */
@@ -90,6 +111,8 @@ export const ENVIRONMENT_VARIABLES: Readonly<Record<string, string>> = {
     `JavaScript runs executing at once, others queue (default ${DEFAULTS.maxConcurrency})`,
   CODE_RUNNER_PYTHON_MEMORY_LIMIT_MB:
     `resident memory limit of a session's Python process, MiB (default ${DEFAULTS.pythonMemoryLimitMb})`,
+  CODE_RUNNER_MAX_PYTHON_PROCESSES:
+    `Python processes at once across all sessions; at the cap the least recently used idle session's is stopped (default ${DEFAULTS.maxPythonProcesses})`,
   CODE_RUNNER_DISK_LIMIT_MB:
     `disk a JavaScript run or a Python session may fill in its private directory, MiB (default ${DEFAULTS.diskLimitMb})`,
   CODE_RUNNER_INSTALL_TIMEOUT_MS:
@@ -121,6 +144,16 @@ export const ENVIRONMENT_VARIABLES: Readonly<Record<string, string>> = {
   CODE_RUNNER_HTTP_DRAIN_GRACE_MS:
     `with --http: on SIGTERM, how long requests in flight may still take (default ${DEFAULTS.httpDrainGraceMs})`,
   CODE_RUNNER_HTTP_METRICS_PUBLIC: "with --http: 1 serves GET /metrics without the token (default 0)",
+  CODE_RUNNER_OUTPUT_KEEP_MB:
+    `output of one run kept on disk when its result is cut, readable as a resource, MiB; 0 keeps none (default ${DEFAULTS.outputKeepMb})`,
+  CODE_RUNNER_OUTPUT_KEEP_TOTAL_MB:
+    `kept output of all sessions together, oldest removed first, MiB (default ${DEFAULTS.outputKeepTotalMb})`,
+  CODE_RUNNER_OUTPUT_KEEP_MS:
+    `how long kept output stays readable, at most until its session ends (default ${DEFAULTS.outputKeepMs})`,
+  CODE_RUNNER_MAX_TASKS:
+    `tasks (task-augmented calls) a session may have running at once (default ${DEFAULTS.maxTasksPerSession})`,
+  CODE_RUNNER_TASK_MAX_TTL_MS:
+    `longest time a finished task's result is kept; clients may ask for less (default ${DEFAULTS.taskMaxTtlMs})`,
 };
 
 /** Thrown when a setting is invalid; the message names the variable and what it accepts. */
@@ -188,6 +221,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       256,
     ),
     diskLimitMb: positiveInteger(env, "CODE_RUNNER_DISK_LIMIT_MB", DEFAULTS.diskLimitMb),
+    maxPythonProcesses: positiveInteger(
+      env,
+      "CODE_RUNNER_MAX_PYTHON_PROCESSES",
+      DEFAULTS.maxPythonProcesses,
+      2,
+    ),
     installTimeoutMs: positiveInteger(env, "CODE_RUNNER_INSTALL_TIMEOUT_MS", DEFAULTS.installTimeoutMs),
     pyodidePackagesUrl: optionalUrl(env, "CODE_RUNNER_PYODIDE_PACKAGES_URL", true),
     pypiIndexUrls: urlList(env, "CODE_RUNNER_PYPI_INDEX_URLS") ?? DEFAULTS.pypiIndexUrls,
@@ -201,6 +240,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     httpAllowedHosts: hostList(env, "CODE_RUNNER_HTTP_ALLOWED_HOSTS"),
     httpDrainGraceMs: positiveInteger(env, "CODE_RUNNER_HTTP_DRAIN_GRACE_MS", DEFAULTS.httpDrainGraceMs, 0),
     httpMetricsPublic: flag(env, "CODE_RUNNER_HTTP_METRICS_PUBLIC"),
+    outputKeepMb: positiveInteger(env, "CODE_RUNNER_OUTPUT_KEEP_MB", DEFAULTS.outputKeepMb, 0),
+    outputKeepTotalMb: positiveInteger(
+      env,
+      "CODE_RUNNER_OUTPUT_KEEP_TOTAL_MB",
+      DEFAULTS.outputKeepTotalMb,
+      0,
+    ),
+    outputKeepMs: positiveInteger(env, "CODE_RUNNER_OUTPUT_KEEP_MS", DEFAULTS.outputKeepMs),
+    maxTasksPerSession: positiveInteger(env, "CODE_RUNNER_MAX_TASKS", DEFAULTS.maxTasksPerSession),
+    taskMaxTtlMs: positiveInteger(env, "CODE_RUNNER_TASK_MAX_TTL_MS", DEFAULTS.taskMaxTtlMs),
   };
 }
 

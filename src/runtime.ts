@@ -30,7 +30,7 @@ export interface Runtime {
   readonly interpreters: PythonInterpreters;
   /** The first Python session, started (when warm) as soon as the runtime exists. */
   readonly python: PythonSession;
-  /** Another Python session, with its own interpreter; closing it forgets it. */
+  /** Another Python session, whose interpreter starts on its first call; closing it forgets it. */
   newPython(): PythonSession;
   /** Kills every child and removes every temp directory; safe to call twice. */
   close(): Promise<void>;
@@ -63,13 +63,17 @@ export async function createRuntime(
   const logger = new Logger();
   const interpreters = new PythonInterpreters({ config, logger, denoDir, runsRoot, groups, serverEnv });
   const sessions = new Set<PythonSession>();
-  const newPython = () => {
-    const python: PythonSession = interpreters.newSession({ warm, onClose: () => sessions.delete(python) });
+  // Sessions get an interpreter on their first call; only the first one's starts with the server.
+  const newPython = (startNow = false) => {
+    const python: PythonSession = interpreters.newSession({
+      warm: startNow,
+      onClose: () => sessions.delete(python),
+    });
     sessions.add(python);
     return python;
   };
   // Python first: it is the longer boot.
-  const python = newPython();
+  const python = newPython(warm);
   const javascript = new JavaScriptRunner({
     config,
     denoDir,
@@ -89,10 +93,14 @@ export async function createRuntime(
     javascript,
     interpreters,
     python,
-    newPython,
+    newPython: () => newPython(),
     close() {
       closing ??= (async () => {
-        await Promise.all([...[...sessions].map((session) => session.close()), javascript.close()]);
+        await Promise.all([
+          ...[...sessions].map((session) => session.close()),
+          interpreters.close(),
+          javascript.close(),
+        ]);
         groups.killAll();
         await removeTree(runsRoot);
       })();

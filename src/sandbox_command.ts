@@ -25,6 +25,8 @@ export interface JavaScriptProfile extends CommonPaths {
   /** Caches shared by all runs (Deno's module and npm cache): never writable by a run. */
   sharedCaches: readonly string[];
   workspace: { path: string; writable: boolean } | null;
+  /** Links in the workspace that lead out of it: denied, so a run never leaves the workspace through one. */
+  workspaceLinksOut?: readonly string[];
   memoryLimitMb: number;
 }
 
@@ -106,6 +108,11 @@ function permissionFlags(spec: SandboxProfile): string[] {
  * unscoped `--allow-read` into a scoped one as soon as any `--allow-read=path` is added, and refuses
  * `--allow-read` next to `-A`. So an unscoped file grant is written as the equivalent `=/` before the run's
  * own directory is added, and `-A` gets only the denials that keep the shared cache intact.
+ *
+ * Deno 2.9 also misjudges some mixes of several denials with allowed paths that sort before the run's
+ * directory (measured: `--allow-read=/tmp/aaa,<run dir> --deny-read=/etc,<runs root>` refuses the run its
+ * own `main.ts`). So the server's private directories are denied only where a grant reaches them, every
+ * denial of a kind goes in one flag, and the runs root comes first in it.
  */
 function javascriptFlags(spec: JavaScriptProfile): string[] {
   const { permissions, workDir, runsRoot, sharedCaches } = spec;
@@ -113,16 +120,38 @@ function javascriptFlags(spec: JavaScriptProfile): string[] {
     // Security: -A is the operator opting out of the sandbox; still keep the shared caches unwritable.
     return [...permissions.flags, `--deny-write=${sharedCaches.join(",")}`];
   }
+  const flags = permissions.flags.map((flag) =>
+    flag === "--allow-read" || flag === "--allow-write" ? `${flag}=/` : flag
+  );
+  const scoped = (prefix: string) =>
+    flags.filter((flag) => flag.startsWith(`${prefix}=`)).flatMap((flag) =>
+      flag.slice(prefix.length + 1).split(",")
+    );
+  const reaches = (kind: "read" | "write", path: string) =>
+    scoped(`--allow-${kind}`).some((grant) =>
+      grant === "/" || path === grant || path.startsWith(`${grant}/`)
+    );
+  // Security: the operating system follows a link after Deno checked its path; deny the link itself.
+  const links = linkDenials(spec.workspace ? spec.workspaceLinksOut ?? [] : []);
+  // Security: even with broad grants a run cannot see other runs nor write what later runs load.
+  const denyRead = [
+    ...(reaches("read", runsRoot) ? [runsRoot] : []),
+    ...scoped("--deny-read"),
+    ...links,
+  ];
+  const denyWrite = [
+    ...(reaches("write", runsRoot) ? [runsRoot] : []),
+    ...sharedCaches.filter((cache) => reaches("write", cache)),
+    ...scoped("--deny-write"),
+    ...links,
+  ];
   return [
-    ...permissions.flags.map((flag) =>
-      flag === "--allow-read" || flag === "--allow-write" ? `${flag}=/` : flag
-    ),
+    ...flags.filter((flag) => !/^--deny-(read|write)=/.test(flag)),
     `--allow-read=${workDir}`,
     `--allow-write=${workDir}`,
     ...workspaceFlags(spec.workspace),
-    // Security: even with broad grants a run cannot see other runs nor write what later runs load.
-    `--deny-read=${runsRoot}`,
-    `--deny-write=${[runsRoot, ...sharedCaches].join(",")}`,
+    ...(denyRead.length ? [`--deny-read=${denyRead.join(",")}`] : []),
+    ...(denyWrite.length ? [`--deny-write=${denyWrite.join(",")}`] : []),
   ];
 }
 
@@ -133,6 +162,12 @@ function workspaceFlags(workspace: { path: string; writable: boolean } | null): 
     `--allow-read=${workspace.path}`,
     ...(workspace.writable ? [`--allow-write=${workspace.path}`] : []),
   ];
+}
+
+/** Links to deny; Deno separates paths with commas, so a link whose path has one is denied by its directory. */
+function linkDenials(links: readonly string[]): string[] {
+  return [...new Set(links.map((link) => link.includes(",") ? link.slice(0, link.lastIndexOf("/")) : link))]
+    .filter((path) => path && !path.includes(","));
 }
 
 /** Only the network part of the operator's grants (`-A` counts as unrestricted network). */

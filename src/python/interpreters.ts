@@ -79,19 +79,106 @@ export class PythonInterpreters {
     });
   }
 
-  /** A new session with its own interpreter (started at once when `warm`). */
+  /** Open sessions, for reclaiming the interpreter of the least recently used idle one. */
+  readonly #sessions = new Set<PythonSession>();
+  /** Every host booting or running, the ready one included. */
+  readonly #live = new Set<Promise<HostProcess>>();
+  /** One booted interpreter no session owns yet, so the next session to need one gets it at once. */
+  #ready: Promise<HostProcess> | null = null;
+  /** Set once any session needed a second interpreter: from then on one is kept ready. */
+  #replacing = false;
+
+  /**
+   * A new session. Its interpreter starts on its first call, from the ready one when there is one, or at
+   * once with `warm` (the first session of the server).
+   */
   newSession(options: { warm: boolean; onClose?: () => void }): PythonSession {
     const { config, logger } = this.context;
-    const session = new PythonSession({
+    const session: PythonSession = new PythonSession({
       logger,
-      ...(options.onClose ? { onClose: options.onClose } : {}),
+      onClose: () => {
+        this.#sessions.delete(session);
+        options.onClose?.();
+      },
       installTimeoutMs: config.installTimeoutMs,
       memoryLimitMb: config.pythonMemoryLimitMb,
       diskLimitMb: config.diskLimitMb,
-      startHost: () => this.startHost(),
+      startHost: (replacing) => this.#hostFor(session, replacing),
     });
+    this.#sessions.add(session);
     if (options.warm) session.warm();
     return session;
+  }
+
+  /** Interpreters running or booting, the ready one included. */
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
+  /** Stops the ready interpreter (sessions stop their own). */
+  async close(): Promise<void> {
+    const ready = this.#ready;
+    this.#ready = null;
+    const host = await ready?.catch(() => null);
+    host?.kill();
+    await host?.exited;
+  }
+
+  /**
+   * An interpreter for `session`: the ready one, else a new one once there is room under the cap of
+   * Python processes (made by stopping the least recently used idle session's interpreter). Keeps one
+   * ready afterwards when several sessions share the server or a session has needed a replacement.
+   */
+  async #hostFor(session: PythonSession, replacing: boolean): Promise<HostProcess> {
+    if (replacing) this.#replacing = true;
+    let host = this.#ready;
+    this.#ready = null;
+    if (!host) {
+      await this.#makeRoom(session);
+      host = this.#track(this.startHost());
+    }
+    if (this.#replacing || this.#sessions.size > 1) this.#refill();
+    return await host;
+  }
+
+  #refill(): void {
+    if (this.#ready || this.#live.size >= this.context.config.maxPythonProcesses) return;
+    const ready = this.#track(this.startHost());
+    this.#ready = ready;
+    ready.then((host) => host.exited.then(() => this.#ready === ready && (this.#ready = null)), () => {
+      if (this.#ready === ready) this.#ready = null;
+    });
+  }
+
+  async #makeRoom(requester: PythonSession): Promise<void> {
+    const cap = this.context.config.maxPythonProcesses;
+    while (this.#live.size >= cap) {
+      const idle = [...this.#sessions]
+        .filter((session) => session !== requester && session.state === "idle" && session.hasInterpreter)
+        .sort((a, b) => a.lastUsed - b.lastUsed)[0];
+      if (!idle) {
+        throw new Error(
+          `all ${cap} Python processes this server may run are busy (CODE_RUNNER_MAX_PYTHON_PROCESSES); ` +
+            "try again when a call has finished",
+        );
+      }
+      this.context.logger.log(
+        "info",
+        `stopping the Python process of an idle session to make room (cap ${cap})`,
+      );
+      await idle.reclaim();
+      // Its exit is seen on the next turn; wait for the count to drop.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  }
+
+  #track(host: Promise<HostProcess>): Promise<HostProcess> {
+    this.#live.add(host);
+    host.then(
+      (booted) => booted.exited.finally(() => this.#live.delete(host)),
+      () => this.#live.delete(host),
+    );
+    return host;
   }
 
   /** The lock file in force: the npm package's, or the configured mirror's (cached for offline restarts). */

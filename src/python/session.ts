@@ -29,6 +29,10 @@ import {
 
 export type { PythonRunResult } from "./python_result.ts";
 
+const STATE_GONE_BEFORE = "This session's Python process had been stopped since the last call (it was idle " +
+  "and the server needed room for other sessions, or it exited), so this call ran in a fresh interpreter: " +
+  "variables, imports and files from earlier calls are gone.";
+
 /** How long Python gets to stop after a KeyboardInterrupt before its process is killed. */
 export const INTERRUPT_GRACE_MS = 2000;
 
@@ -44,7 +48,8 @@ export interface PythonCall {
 /** Settings of a session. */
 export interface PythonSessionOptions {
   /** Starts a host process (already booted). */
-  startHost: () => Promise<HostProcess>;
+  /** Starts a host (already booted); `replacing` when this session had one before. */
+  startHost: (replacing: boolean) => Promise<HostProcess>;
   installTimeoutMs: number;
   memoryLimitMb: number;
   diskLimitMb: number;
@@ -74,9 +79,9 @@ export type SessionState = "idle" | "installing" | "executing" | "interrupting" 
 export class PythonSession implements Runner<PythonCall, PythonRunResult> {
   #state: SessionState = "idle";
   #host: Promise<HostProcess> | null = null;
-  /** A booted interpreter kept ready once this session has needed a restart, so the next is instant. */
-  #spare: Promise<HostProcess> | null = null;
-  #keepSpare = false;
+  /** When a call last started or ended here, for least-recently-used reclaiming. */
+  #lastUsed = performance.now();
+  #hadHost = false;
   /**
    * The interpreter whose state the client last saw (null: the client knows of no state). A result from any
    * other interpreter says `stateReset`, however the change came about.
@@ -93,6 +98,31 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
     return this.#state;
   }
 
+  /** When a call last started or ended (`performance.now()`). */
+  get lastUsed(): number {
+    return this.#lastUsed;
+  }
+
+  /** Whether the session holds an interpreter (booting or booted). */
+  get hasInterpreter(): boolean {
+    return this.#host !== null;
+  }
+
+  /**
+   * Stops the interpreter of an idle session to make room for another; the session gets a new one on its
+   * next call, whose result says `stateReset`. Answers whether there was one to stop.
+   */
+  async reclaim(): Promise<boolean> {
+    if (this.#state !== "idle" || !this.#host) return false;
+    const slot = this.#host;
+    this.#host = null;
+    const host = await slot.catch(() => null);
+    if (!host) return false;
+    host.kill();
+    await host.exited;
+    return true;
+  }
+
   /** Starts the interpreter ahead of the first call. */
   warm(): void {
     this.#ensureHost().catch(() => {});
@@ -103,14 +133,12 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
     return this.#closing ??= (async () => {
       this.#state = "closed";
       this.options.onClose?.();
-      const slots = [this.#host, this.#spare];
-      this.#host = this.#spare = null;
-      const hosts = await Promise.all(slots.map((slot) => slot?.catch(() => null)));
-      // Waiting for the exits lets each host's private storage be removed before the server exits.
-      await Promise.all(hosts.map((host) => {
-        host?.kill();
-        return host?.exited;
-      }));
+      const slot = this.#host;
+      this.#host = null;
+      const host = await slot?.catch(() => null);
+      host?.kill();
+      // Waiting for the exit lets the host's private storage be removed before the server exits.
+      await host?.exited;
     })();
   }
 
@@ -124,6 +152,7 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
       return failure("cancelled", "Cancelled by the client before the run started.", { cancelled: true });
     }
     const started = performance.now();
+    this.#lastUsed = started;
     try {
       if (call.reset) await this.#restart();
       let host: HostProcess;
@@ -136,18 +165,18 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
         this.#knownHost = null;
         return failure("crashed", `Python could not start: ${describe(error)}`, { stateReset });
       }
-      const result = await this.#execute(host, call, clientSignal, options.onProgress);
+      const result = await this.#execute(host, call, clientSignal, options);
       result.durationMs = Math.round(performance.now() - started);
       const died = result.stateReset;
       result.stateReset = died || call.reset || (this.#knownHost !== null && this.#knownHost !== host);
       // A cancelled call's result never reaches the client, so what it knows does not change.
       if (!clientSignal.aborted) this.#knownHost = died ? null : host;
-      if (result.stateReset) this.#keepSpare = true;
+      if (result.stateReset && !died && !call.reset) result.message ??= STATE_GONE_BEFORE;
       return result;
     } finally {
       if (this.#state !== "closed") this.#state = "idle";
+      this.#lastUsed = performance.now();
       release();
-      if (this.#keepSpare && !this.#spare && this.#state !== "closed") this.#spare = this.#start();
     }
   }
 
@@ -156,7 +185,7 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
     host: HostProcess,
     call: PythonCall,
     clientSignal: AbortSignal,
-    onProgress?: (message: string) => void,
+    { onProgress, onOutput }: RunOptions,
   ): Promise<PythonRunResult> {
     const stop = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -187,6 +216,7 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
         { callId: this.#nextCallId++, code: call.code, packages: call.packages },
         {
           ...(onProgress ? { onProgress } : {}),
+          ...(onOutput ? { onOutput } : {}),
           onInstalling: () => {
             if (stop.signal.aborted) return;
             this.#state = "installing";
@@ -217,36 +247,30 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
 
   #ensureHost(): Promise<HostProcess> {
     if (this.#state === "closed") return Promise.reject(new Error("the session is closed"));
-    if (!this.#host && this.#spare) {
-      this.#host = this.#spare;
-      this.#spare = null;
-    }
-    this.#host ??= this.#start();
-    return this.#host;
+    return this.#host ??= this.#start();
   }
 
-  /** Starts a host in a slot; when it exits while still in its slot, the slot is emptied and refilled. */
+  /** Starts a host in the slot; when it exits while still there, the slot is emptied for the next call. */
   #start(): Promise<HostProcess> {
-    const slot = this.options.startHost();
+    const slot = this.options.startHost(this.#hadHost);
+    this.#hadHost = true;
     slot.then((host) => {
       host.exited.then((exit) => {
-        if (this.#host !== slot && this.#spare !== slot) return;
-        const busy = this.#host === slot && this.#state !== "idle";
-        if (this.#host === slot) this.#host = null;
-        if (this.#spare === slot) this.#spare = null;
-        if (this.#state === "closed") return;
+        if (this.#host !== slot) return;
+        const busy = this.#state !== "idle";
+        this.#host = null;
         // A call that was running reports its own end; only an idle death needs a word.
-        if (!busy && !host.stopped) {
+        if (!busy && !host.stopped && this.#state !== "closed") {
           this.options.logger?.log(
             "warning",
-            `an idle Python process exited (${exit.signal ?? `code ${exit.code}`}); replacing it`,
+            `an idle Python process exited (${
+              exit.signal ?? `code ${exit.code}`
+            }); the session's next call gets a new one`,
           );
         }
-        this.warm();
       });
     }, () => {
       if (this.#host === slot) this.#host = null;
-      if (this.#spare === slot) this.#spare = null;
     });
     return slot;
   }

@@ -67,3 +67,44 @@ Deno.test("a read-only workspace can be read but not written by either tool", as
     await Deno.remove(workspace, { recursive: true });
   }
 });
+
+Deno.test("a link in the workspace never leads a run out of it, in either tool", async () => {
+  const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "code-runner-links-" }));
+  const workspace = join(root, "workspace");
+  const outside = join(root, "outside");
+  await Deno.mkdir(workspace);
+  await Deno.mkdir(outside);
+  const secret = `outside-${crypto.randomUUID()}`;
+  await Deno.writeTextFile(join(outside, "secret.txt"), secret);
+  await Deno.writeTextFile(join(workspace, "inside.txt"), "inside");
+  // Left by the operator: a file link and a directory link out, and a link that stays inside.
+  await Deno.symlink(join(outside, "secret.txt"), join(workspace, "file-link"));
+  await Deno.symlink(outside, join(workspace, "dir-link"));
+  await Deno.symlink(join(workspace, "inside.txt"), join(workspace, "inner-link"));
+  const server = await startServer({ CODE_RUNNER_WORKSPACE: workspace, CODE_RUNNER_WORKSPACE_MODE: "rw" });
+  try {
+    for (const link of ["file-link", "dir-link/secret.txt"]) {
+      const js = await server.js(
+        `console.log(Deno.readTextFileSync(${JSON.stringify(join(workspace, link))}))`,
+      );
+      assert.equal(js.isError, true, `JavaScript followed ${link}: ${js.text}`);
+      assert.ok(!js.text.includes(secret));
+      const py = await server.py(`print(open('/workspace/${link}').read())`);
+      assert.equal(py.isError, true, `Python followed ${link}: ${py.text}`);
+      assert.ok(!py.text.includes(secret));
+    }
+    const write = await server.js(
+      `Deno.writeTextFileSync(${JSON.stringify(join(workspace, "dir-link", "planted.txt"))}, "x")`,
+    );
+    assert.equal(write.isError, true, write.text);
+    assert.equal(await Deno.stat(join(outside, "planted.txt")).catch(() => null), null);
+    // A link that stays inside the workspace works as the file it names.
+    const inner = await server.js(
+      `console.log(Deno.readTextFileSync(${JSON.stringify(join(workspace, "inner-link"))}))`,
+    );
+    assert.equal(inner.result.stdout, "inside\n", inner.text);
+  } finally {
+    await server.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});

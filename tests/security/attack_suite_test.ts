@@ -193,6 +193,11 @@ function attacks(
       "a wasm memory bomb",
       "const m = new WebAssembly.Memory({ initial: 1, maximum: 65536 }); while (true) { m.grow(512); new Uint8Array(m.buffer).fill(1); }",
     ),
+    js(
+      "a disk filler",
+      `const c = new Uint8Array(1 << 20); for (let i = 0; ; i++) Deno.writeFileSync("f" + i, c);`,
+      { check: (output) => assert.equal(output.result.diskExceeded, true, output.text) },
+    ),
     js("an output flood", `const s = "x".repeat(1 << 16); for (let i = 0; i < 5000; i++) console.log(s)`, {
       check: (output) => assert.equal(output.result.truncated, true),
     }),
@@ -327,6 +332,12 @@ function attacks(
     py("a loop in C", "sum(range(10**15))", { timeoutMs: 500 }),
     py("deep recursion", "def f(n): return f(n + 1)\nf(0)"),
     py("a memory bomb", "b = []\nwhile True:\n    b.append(bytearray(64 * 1024 * 1024))"),
+    py(
+      "a disk filler through js.Deno",
+      "import js\nfrom pyodide.ffi import to_js\nc = to_js(bytes(1 << 20))\ni = 0\n" +
+        "while True:\n    js.Deno.writeFileSync(f'f{i}', c)\n    i += 1",
+      { check: (output) => assert.equal(output.result.diskExceeded, true, output.text) },
+    ),
     py("an output flood", "for i in range(200000): print('x' * 100)", {
       check: (output) => assert.equal(output.result.truncated, true),
     }),
@@ -362,6 +373,7 @@ for (const profile of PROFILES) {
       CODE_RUNNER_MEMORY_LIMIT_MB: "256",
       CODE_RUNNER_PYTHON_MEMORY_LIMIT_MB: "512",
       CODE_RUNNER_OUTPUT_LIMIT_BYTES: "8192",
+      CODE_RUNNER_DISK_LIMIT_MB: "64",
     });
     const notifications: string[] = [];
     server.client.fallbackNotificationHandler = (notification) => {

@@ -208,3 +208,28 @@ Deno.test("run_javascript with -A runs, and still cannot write the shared module
     await server.close();
   }
 });
+
+Deno.test("an operator's deny inside an allowed directory that sorts before the runs root still lets runs start", async () => {
+  // Deno 2.9 refused runs their own main.ts for `--allow-read=/tmp/a… --deny-read=…` (see sandbox_command.ts).
+  const allowed = await Deno.realPath(await Deno.makeTempDir({ prefix: "a-code-runner-allowed-" }));
+  await Deno.mkdir(join(allowed, "secret"));
+  await Deno.writeTextFile(join(allowed, "open.txt"), "open");
+  await Deno.writeTextFile(join(allowed, "secret", "s.txt"), "secret");
+  const server = await startServer({
+    DENO_PERMISSION_ARGS: `--allow-read=${allowed} --deny-read=${join(allowed, "secret")}`,
+  });
+  try {
+    const open = await server.js(
+      `console.log(Deno.readTextFileSync(${JSON.stringify(join(allowed, "open.txt"))}))`,
+    );
+    assert.equal(open.result.stdout, "open\n", open.text);
+    const secret = await server.js(
+      `console.log(Deno.readTextFileSync(${JSON.stringify(join(allowed, "secret", "s.txt"))}))`,
+    );
+    assert.equal(secret.isError, true, secret.text);
+    assert.doesNotMatch(secret.text, /\bsecret\n/);
+  } finally {
+    await server.close();
+    await Deno.remove(allowed, { recursive: true });
+  }
+});

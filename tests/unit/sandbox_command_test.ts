@@ -30,24 +30,35 @@ const python = (args: string, workspace: { path: string; writable: boolean } | n
     main: "data:main",
   });
 
-const jsOwn = [
-  "--allow-read=/t/runs/js-1",
-  "--allow-write=/t/runs/js-1",
-  "--deny-read=/t/runs",
-  "--deny-write=/t/runs,/cache/deno",
-];
+const jsOwn = ["--allow-read=/t/runs/js-1", "--allow-write=/t/runs/js-1"];
 const jsTail = ["--v8-flags=--max-old-space-size=512", ...tail];
 const pyOwn = ["--allow-read=/cache/pyodide/,/cache/packages,/t/runs/py-1", "--allow-write=/t/runs/py-1"];
 
 Deno.test("a JavaScript run gets the operator's grants plus its own directory, never the server's", async (t) => {
   const table: Array<[string, string[]]> = [
+    // No grant reaches the server's directories: nothing to deny.
     ["", jsOwn],
     ["--allow-net=example.com", ["--allow-net=example.com", ...jsOwn]],
     ["--allow-read=/data", ["--allow-read=/data", ...jsOwn]],
-    // An unscoped grant would become scoped to the work dir once a path is added; `=/` keeps it broad.
-    ["--allow-read --allow-write", ["--allow-read=/", "--allow-write=/", ...jsOwn]],
-    ["-R --deny-read=/etc", ["--allow-read=/", "--deny-read=/etc", ...jsOwn]],
     ["--allow-env=API_KEY --allow-import", ["--allow-env=API_KEY", "--allow-import", ...jsOwn]],
+    // An unscoped grant would become scoped to the work dir once a path is added; `=/` keeps it broad, and
+    // the runs root and the caches are then denied.
+    ["--allow-read --allow-write", [
+      "--allow-read=/",
+      "--allow-write=/",
+      ...jsOwn,
+      "--deny-read=/t/runs",
+      "--deny-write=/t/runs,/cache/deno",
+    ]],
+    // Every denial of a kind in one flag, the runs root first (Deno 2.9 misjudges other arrangements).
+    ["-R --deny-read=/etc", ["--allow-read=/", ...jsOwn, "--deny-read=/t/runs,/etc"]],
+    ["--allow-read=/t --allow-write=/cache --deny-write=/cache/keep", [
+      "--allow-read=/t",
+      "--allow-write=/cache",
+      ...jsOwn,
+      "--deny-read=/t/runs",
+      "--deny-write=/cache/deno,/cache/keep",
+    ]],
     // -A conflicts with --allow-read; the operator opted out of the sandbox, the cache stays read-only.
     ["-A", ["--allow-all", "--deny-write=/cache/deno"]],
   ];
@@ -90,6 +101,24 @@ Deno.test("the snapshot builder, which never runs user code, gets no grant of th
     "--allow-write=/t/runs/py-2",
     ...tail,
   ]);
+});
+
+Deno.test("links leading out of the workspace are denied to JavaScript runs", () => {
+  const args = sandboxCommand({
+    profile: "javascript",
+    permissions: parsePermissionArgs(""),
+    workDir: "/t/runs/js-1",
+    runsRoot: "/t/runs",
+    sharedCaches: ["/cache/deno"],
+    workspace: { path: "/ws", writable: true },
+    workspaceLinksOut: ["/ws/out", "/ws/d/a,b"],
+    memoryLimitMb: 512,
+    origin: "https://o.invalid",
+    main: "data:main",
+  });
+  // A path with a comma cannot be named in a Deno flag; its directory is denied instead.
+  assert.ok(args.includes("--deny-read=/ws/out,/ws/d"), args.join(" "));
+  assert.ok(args.includes("--deny-write=/ws/out,/ws/d"));
 });
 
 Deno.test("the operator's workspace is readable by both runtimes, writable only when configured", async (t) => {
