@@ -173,16 +173,47 @@ export function jsRunPids(pid: number): number[] {
   });
 }
 
+/** The state letter of process `pid` (`R` running, `S` sleeping, `Z` zombie, …), or null when it is gone. */
+export function processState(pid: number): string | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `pid` is a live (not zombie) process. */
+export function isAlive(pid: number): boolean {
+  const state = processState(pid);
+  return state !== null && state !== "Z";
+}
+
+/** The children of `pid` busy on a CPU now. */
+export function busyPids(pid: number): number[] {
+  return childPids(pid).filter((child) => processState(child) === "R");
+}
+
 /** The JavaScript runs of server `pid` that are busy on a CPU (idle pool launchers are asleep). */
 export function busyJsRunPids(pid: number): number[] {
-  return jsRunPids(pid).filter((child) => {
+  return jsRunPids(pid).filter((child) => processState(child) === "R");
+}
+
+/** Every path below `dir`, relative to it (an unreadable directory shows as `…/(unreadable)`). */
+export function entriesBelow(dir: string): string[] {
+  const found: string[] = [];
+  const walk = (path: string, prefix: string) => {
     try {
-      const stat = Deno.readTextFileSync(`/proc/${child}/stat`);
-      return stat.slice(stat.lastIndexOf(")") + 2).startsWith("R");
+      for (const entry of Deno.readDirSync(path)) {
+        found.push(`${prefix}${entry.name}`);
+        if (entry.isDirectory) walk(`${path}/${entry.name}`, `${prefix}${entry.name}/`);
+      }
     } catch {
-      return false;
+      if (prefix) found.push(`${prefix}(unreadable)`);
     }
-  });
+  };
+  walk(dir, "");
+  return found;
 }
 
 /** Live processes whose command line contains `marker` (Linux). */

@@ -36,7 +36,7 @@ export async function startHttp(env: Record<string, string>, args: string[] = []
   const lines = child.stderr.pipeThrough(new TextDecoderStream());
   let text = "";
   const reader = lines.getReader();
-  while (!/at (http:\S+)/.test(text)) {
+  while (!/at (http:[^\s;]+)/.test(text)) {
     const { value, done } = await reader.read();
     if (done) break;
     text += value;
@@ -44,7 +44,7 @@ export async function startHttp(env: Record<string, string>, args: string[] = []
   reader.releaseLock();
   // The rest of stderr is drained, so the server never blocks on a full pipe.
   lines.pipeTo(new WritableStream()).catch(() => {});
-  const url = text.match(/at (http:\S+)/)?.[1];
+  const url = text.match(/at (http:[^\s;]+)/)?.[1];
   return {
     url,
     port: url ? Number(new URL(url).port) : 0,

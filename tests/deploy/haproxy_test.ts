@@ -7,7 +7,7 @@
 // @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/index"
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import assert from "node:assert/strict";
-import { childPids, eventually } from "../_helpers.ts";
+import { childPids, eventually, isAlive } from "../_helpers.ts";
 import { connect, eventuallyAsync, type HttpTestServer, py, scrape, startHttp, TOKEN } from "../_http.ts";
 
 const CONFIG = new URL("../../deploy/haproxy.cfg", import.meta.url).pathname;
@@ -32,15 +32,6 @@ function freePort(): number {
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   return port;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
-  }
 }
 
 /** Runs `work` over `items`, at most `limit` at a time. */
@@ -158,7 +149,7 @@ Deno.test({
           failed = outcomes.filter((o) => o.error !== null);
           assert.equal(failed.length, lost, `expected the ${lost} sessions of the killed replica to fail`);
           assert.ok(
-            await eventually(() => children.every((pid) => !alive(pid)), 3000),
+            await eventually(() => children.every((pid) => !isAlive(pid)), 3000),
             "a process of the killed replica is still alive",
           );
         },
@@ -186,7 +177,7 @@ Deno.test({
         async () => {
           const client = clients.get(failed[0]?.i ?? 0) as Client;
           const slow = py(client, "import time; time.sleep(3); value");
-          const live = replicas.filter((r) => r.child.pid && alive(r.child.pid));
+          const live = replicas.filter((r) => r.child.pid && isAlive(r.child.pid));
           let target: HttpTestServer | undefined;
           assert.ok(
             await eventuallyAsync(async () => {

@@ -5,18 +5,8 @@
 // @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/index"
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import assert from "node:assert/strict";
-import { childPids, eventually, toolOutput } from "../_helpers.ts";
+import { childPids, eventually, isAlive, toolOutput } from "../_helpers.ts";
 import { connect, eventuallyAsync, py, scrape, startHttp, TOKEN } from "../_http.ts";
-
-/** Whether `pid` is a live (not zombie) process. */
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("SIGTERM drains: runs in flight finish, new sessions are refused, then every process exits", async (t) => {
   const server = await startHttp({ CODE_RUNNER_HTTP_TOKEN: TOKEN, CODE_RUNNER_HTTP_DRAIN_GRACE_MS: "60000" });
@@ -71,7 +61,7 @@ Deno.test("SIGTERM drains: runs in flight finish, new sessions are refused, then
       const status = await server.child.status;
       assert.equal(status.code, 0);
       assert.ok(
-        await eventually(() => children.every((pid) => !alive(pid)), 3000),
+        await eventually(() => children.every((pid) => !isAlive(pid)), 3000),
         "a child outlived the server",
       );
     });
@@ -97,7 +87,7 @@ Deno.test("SIGTERM drain is bounded by CODE_RUNNER_HTTP_DRAIN_GRACE_MS: a longer
     server.child.kill("SIGTERM");
     assert.equal((await server.child.status).code, 0);
     assert.ok(
-      await eventually(() => children.every((pid) => !alive(pid)), 3000),
+      await eventually(() => children.every((pid) => !isAlive(pid)), 3000),
       "a child outlived the server",
     );
     await client.close().catch(() => {});

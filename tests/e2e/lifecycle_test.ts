@@ -3,7 +3,7 @@
  * shutdown that leaves no process or temp directory behind.
  */
 import assert from "node:assert/strict";
-import { BIN, busyJsRunPids, childPids, eventually, serverEnv } from "../_helpers.ts";
+import { BIN, busyJsRunPids, busyPids, childPids, eventually, isAlive, serverEnv } from "../_helpers.ts";
 
 const INIT = {
   jsonrpc: "2.0",
@@ -158,27 +158,6 @@ Deno.test("children die with a SIGKILLed server, however busy; the next server r
     await Deno.remove(tmp, { recursive: true });
   }
 });
-
-/** Children of `pid` running on a CPU now. */
-function busyPids(pid: number): number[] {
-  return childPids(pid).filter((child) => {
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${child}/stat`);
-      return stat.slice(stat.lastIndexOf(")") + 2).startsWith("R");
-    } catch {
-      return false;
-    }
-  });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("a bad DENO_PERMISSION_ARGS stops the server at start-up, naming the token", async (t) => {
   for (const bad of ["--inspect", "--allow-read /etc", "--v8-flags=--expose-gc", "--config=x.json"]) {

@@ -3,26 +3,10 @@
  * its capabilities, which is the same for file permissions) still removes every directory a run wrote.
  */
 import assert from "node:assert/strict";
-import { eventually, startServer } from "../_helpers.ts";
+import { entriesBelow, eventually, startServer } from "../_helpers.ts";
 
 /** Root without CAP_DAC_OVERRIDE and friends: file permissions apply to it as to any user. */
 const WITHOUT_CAPABILITIES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"];
-
-function entriesBelow(dir: string): string[] {
-  const found: string[] = [];
-  const walk = (path: string, prefix: string) => {
-    try {
-      for (const entry of Deno.readDirSync(path)) {
-        found.push(`${prefix}${entry.name}`);
-        if (entry.isDirectory) walk(`${path}/${entry.name}`, `${prefix}${entry.name}/`);
-      }
-    } catch {
-      found.push(`${prefix}(unreadable)`);
-    }
-  };
-  walk(dir, "");
-  return found;
-}
 
 Deno.test("directories a run locked with chmod 000 are removed all the same", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "code-runner-locked-" });

@@ -3,24 +3,7 @@
  * private directory (and web storage); a run over it is killed, reported, and its files are removed.
  */
 import assert from "node:assert/strict";
-import { eventually, startServer } from "../_helpers.ts";
-
-/** Everything below `dir`, recursively (the server's root and the runs in it). */
-function entriesBelow(dir: string): string[] {
-  const found: string[] = [];
-  const walk = (path: string, prefix: string) => {
-    try {
-      for (const entry of Deno.readDirSync(path)) {
-        found.push(`${prefix}${entry.name}`);
-        if (entry.isDirectory) walk(`${path}/${entry.name}`, `${prefix}${entry.name}/`);
-      }
-    } catch {
-      // Removed meanwhile.
-    }
-  };
-  walk(dir, "");
-  return found;
-}
+import { entriesBelow, eventually, startServer } from "../_helpers.ts";
 
 Deno.test("disk quotas stop runs that fill their directory, and free what they wrote", async (t) => {
   const tmp = await Deno.makeTempDir({ prefix: "code-runner-quota-" });
