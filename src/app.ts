@@ -7,11 +7,14 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 // @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/types"
 import { SetLevelRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { DEFAULT_CLIENT_LOG_LEVEL, isAtLeast } from "./log.ts";
 import type { PythonSession } from "./python/session.ts";
 import { createRuntime, type Runtime } from "./runtime.ts";
+import { KeptOutputs } from "./outputs.ts";
 import { createServer } from "./server.ts";
+import { RunTasks } from "./tasks.ts";
 
 /** One MCP session: its server and its Python interpreter. */
 export interface AppSession {
@@ -56,8 +59,19 @@ export async function createApp(
 ): Promise<App> {
   const runtime = options.runtime ?? await createRuntime(config, serverEnv, options);
   const { javascript, logger } = runtime;
+  // Security: inside the runs root, which runs are denied wherever a grant would reach it (only -A opts out),
+  // so no run can read another session's kept output or plant one.
+  const kept = await KeptOutputs.create(join(runtime.runsRoot, "outputs"), {
+    perRunBytes: config.outputKeepMb * 1024 * 1024,
+    totalBytes: config.outputKeepTotalMb * 1024 * 1024,
+    keepMs: config.outputKeepMs,
+  });
+  const liveTasks = new Set<RunTasks>();
   const session = (python: PythonSession): AppSession => {
-    const server = createServer({ config, javascript, python });
+    const outputs = kept.session();
+    const tasks = new RunTasks({ maxLive: config.maxTasksPerSession, maxTtlMs: config.taskMaxTtlMs });
+    liveTasks.add(tasks);
+    const server = createServer({ config, javascript, python, outputs, tasks });
     // Diagnostics reach this session's client at the level it set, `info` until it sets one. (The SDK's
     // own filter keys levels by HTTP session id, which these messages do not carry.)
     let minimum: string = DEFAULT_CLIENT_LOG_LEVEL;
@@ -75,7 +89,12 @@ export async function createApp(
       python,
       close: async () => {
         removeSink();
+        // The session's tasks end with it: their runs are stopped, their results and kept output dropped.
+        liveTasks.delete(tasks);
+        const ending = tasks.close();
         await python.close();
+        await ending;
+        outputs.close();
         await server.close().catch(() => {});
       },
     };
@@ -94,7 +113,10 @@ export async function createApp(
     },
     close() {
       closing ??= (async () => {
+        const ending = Promise.all([...liveTasks].map((tasks) => tasks.close()));
         await runtime.close();
+        await ending;
+        await kept.close();
         await first.server.close().catch(() => {});
       })();
       return closing;

@@ -508,6 +508,8 @@ function recordResult(metrics: Metrics, tool: string, result: unknown, wallMs: n
     isError?: boolean;
     structuredContent?: { status?: unknown; durationMs?: unknown; stateReset?: unknown; installed?: unknown };
   } | undefined;
+  // A task was created; the run is counted by its own result, which the client fetches with tasks/result.
+  if (r && typeof r === "object" && "task" in r) return;
   const structured = r?.structuredContent;
   // No structured result: a JSON-RPC error or arguments the schema refused; the code never ran.
   const status = typeof structured?.status === "string" ? structured.status : "invalid";

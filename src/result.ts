@@ -4,6 +4,7 @@
  * @module
  */
 import { z } from "zod";
+import { ICONS } from "./icon.ts";
 
 /** How a run ended. */
 export type RunStatus = "ok" | "error" | "timeout" | "cancelled" | "crashed";
@@ -32,6 +33,20 @@ export interface RunResult {
   message?: string;
   /** Images, rich text and files the run produced (returned as content items, not structured content). */
   attachments?: Attachment[];
+  /** Output the result had to leave out (a cut stream, an attachment over the limits), kept as resources. */
+  keptOutputs?: KeptOutputLink[];
+}
+
+/** Where the whole of a cut stream, or an attachment too large to inline, can be read (`resources/read`). */
+export interface KeptOutputLink {
+  /** What was kept: a stream, or an attachment's name. */
+  of: "stdout" | "stderr" | string;
+  uri: string;
+  mimeType: string;
+  /** Bytes kept. */
+  bytes: number;
+  /** Bytes it had; more than `bytes` when the per-run keep limit stopped the keeping. */
+  totalBytes: number;
 }
 
 /** Something a run returns besides text: an image, rich text (HTML, Markdown) or a file. */
@@ -48,9 +63,15 @@ export interface Attachment {
 /** Caps on what one run may return as attachments. */
 export const ATTACHMENT_LIMITS = { count: 20, bytes: 5 * 1024 * 1024, totalBytes: 10 * 1024 * 1024 } as const;
 
-/** Keeps attachments within {@linkcode ATTACHMENT_LIMITS}; returns them and a note about what was left out. */
-export function capAttachments(attachments: Attachment[]): { kept: Attachment[]; note?: string } {
+/**
+ * Keeps attachments within {@linkcode ATTACHMENT_LIMITS}; returns them, those left out (`overflow`), and a
+ * note naming what was left out.
+ */
+export function capAttachments(
+  attachments: Attachment[],
+): { kept: Attachment[]; overflow: Attachment[]; note?: string } {
   const kept: Attachment[] = [];
+  const overflow: Attachment[] = [];
   const dropped: string[] = [];
   let total = 0;
   for (const attachment of attachments) {
@@ -61,14 +82,16 @@ export function capAttachments(attachments: Attachment[]): { kept: Attachment[];
       total + size > ATTACHMENT_LIMITS.totalBytes
     ) {
       dropped.push(`${label} (${size} bytes)`);
+      overflow.push(attachment);
       continue;
     }
     total += size;
     kept.push(attachment);
   }
-  if (!dropped.length) return { kept };
+  if (!dropped.length) return { kept, overflow };
   return {
     kept,
+    overflow,
     note:
       `Not returned (over ${ATTACHMENT_LIMITS.count} attachments, ${ATTACHMENT_LIMITS.bytes} bytes each or ` +
       `${ATTACHMENT_LIMITS.totalBytes} in all): ${dropped.join(", ")}.`,
@@ -76,7 +99,7 @@ export function capAttachments(attachments: Attachment[]): { kept: Attachment[];
 }
 
 /** The size of an attachment's content: its decoded bytes, or its text's UTF-8 bytes. */
-function attachmentBytes(attachment: Attachment): number {
+export function attachmentBytes(attachment: Attachment): number {
   if (attachment.data === undefined) return new TextEncoder().encode(attachment.text ?? "").byteLength;
   // Base64 carries 3 bytes in every 4 characters; each trailing "=" stands for one byte that is not there.
   const data = attachment.data.replace(/\s+/g, "");
@@ -124,12 +147,31 @@ export const runResultSchema = {
   installed: z.array(z.string()).optional().describe("Python: packages installed for this call"),
   attachments: z.array(z.object({ mimeType: z.string(), name: z.string().optional(), bytes: z.number() }))
     .optional().describe("Images and files returned as content items after the text"),
+  keptOutputs: z.array(z.object({
+    of: z.string(),
+    uri: z.string(),
+    mimeType: z.string(),
+    bytes: z.number(),
+    totalBytes: z.number(),
+  })).optional().describe(
+    "Output the result had to leave out (a stream cut at the limit, a file too large to return), kept for " +
+      "a while: read it with resources/read, or a byte range of it with ?offset=N&length=N",
+  ),
 };
 
 /** One MCP content item. */
 export type ContentItem =
   | { type: "text"; text: string }
   | { type: "image"; data: string; mimeType: string }
+  | {
+    type: "resource_link";
+    uri: string;
+    name: string;
+    mimeType: string;
+    size: number;
+    description: string;
+    icons: Array<{ src: string; mimeType: string; sizes: string[] }>;
+  }
   | {
     type: "resource";
     resource: { uri: string; mimeType: string; text: string } | {
@@ -162,6 +204,26 @@ function contentItem(attachment: Attachment, index: number): ContentItem {
     : { type: "resource", resource: { uri, mimeType: attachment.mimeType, text } };
 }
 
+function linkItem(link: KeptOutputLink): ContentItem {
+  return {
+    type: "resource_link",
+    uri: link.uri,
+    name: link.uri.slice(link.uri.lastIndexOf("/") + 1),
+    mimeType: link.mimeType,
+    size: link.bytes,
+    description: keptDescription(link),
+    icons: ICONS.map((icon) => ({ ...icon, sizes: [...icon.sizes] })),
+  };
+}
+
+/** One sentence on a kept output: what it is, how big, and how to read it. */
+function keptDescription(link: KeptOutputLink): string {
+  const what = link.of === "stdout" || link.of === "stderr" ? `The full ${link.of}` : `${link.of} in full`;
+  const partly = link.bytes < link.totalBytes ? ` (its first ${link.bytes} of ${link.totalBytes} bytes)` : "";
+  return `${what}${partly} is kept as ${link.uri} (${link.bytes} bytes): read it with resources/read, or a ` +
+    "part of it by adding ?offset=N&length=N (bytes).";
+}
+
 /**
  * Renders a result as short text for the model plus the same fields as structured content.
  *
@@ -182,7 +244,11 @@ export function toToolResult(result: RunResult & { result?: string; stateReset?:
     }));
   }
   return {
-    content: [{ type: "text", text: renderText(result) }, ...(attachments ?? []).map(contentItem)],
+    content: [
+      { type: "text", text: renderText(result) },
+      ...(attachments ?? []).map(contentItem),
+      ...(result.keptOutputs ?? []).map(linkItem),
+    ],
     structuredContent: structured,
     isError: result.status !== "ok",
   };
@@ -212,6 +278,7 @@ export function renderText(result: RunResult & { result?: string; stateReset?: b
   ];
   const parts = [`status: ${result.status} (${facts.join(", ")})`];
   if (result.message) parts.push(result.message);
+  for (const link of result.keptOutputs ?? []) parts.push(keptDescription(link));
   if (result.result !== undefined) parts.push(`--- result ---\n${result.result}`);
   if (result.stdout) parts.push(`--- stdout ---\n${result.stdout.replace(/\n$/, "")}`);
   if (result.stderr) parts.push(`--- stderr ---\n${result.stderr.replace(/\n$/, "")}`);

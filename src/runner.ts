@@ -12,6 +12,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Progress lines (installs, heartbeats) for the client. */
   onProgress?: (message: string) => void;
+  /** Every byte the code writes to stdout or stderr, as it comes (all of it, also what the result leaves out). */
+  onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
 }
 
 /** A language runtime as the tools see it. */

@@ -82,6 +82,8 @@ export interface FinishOptions {
   outputLimitBytes: number;
   /** Aborting kills the group: SIGTERM, then SIGKILL after {@linkcode KILL_GRACE_MS}. */
   signal: AbortSignal;
+  /** Sees every chunk of output as it comes, also what the cap leaves out. */
+  onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
 }
 
 /** Everything that happened to a finished one-shot child. */
@@ -204,6 +206,7 @@ export class Child {
 
   /** Feeds stdin and runs a one-shot child to completion, with its output capped. */
   async finish(options: FinishOptions): Promise<ProcessOutcome> {
+    const { onOutput } = options;
     const started = performance.now();
     let aborted = false;
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -221,8 +224,8 @@ export class Child {
     );
     try {
       const output = Promise.all([
-        readCapped(this.#child.stdout, options.outputLimitBytes),
-        readCapped(this.#child.stderr, options.outputLimitBytes),
+        readCapped(this.#child.stdout, options.outputLimitBytes, onOutput && ((c) => onOutput("stdout", c))),
+        readCapped(this.#child.stderr, options.outputLimitBytes, onOutput && ((c) => onOutput("stderr", c))),
       ]);
       // Answering does not wait for `afterExit`: cleaning up is off the run's critical path.
       const exit = await this.exit;

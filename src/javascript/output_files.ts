@@ -1,14 +1,17 @@
 /**
  * Files a JavaScript run leaves in `./output/` come back to the model: images as images, text as text,
- * anything else as a binary resource, within the attachment caps.
+ * anything else as a binary resource; what is over the inline attachment caps is kept as a resource.
  *
  * @module
  */
 import { extname, join } from "node:path";
-import { type Attachment, ATTACHMENT_LIMITS } from "../result.ts";
+import type { Attachment } from "../result.ts";
 
 /** The directory, inside a run's working directory, whose files are returned. */
 export const OUTPUT_DIR = "output";
+
+/** How many files, and how many bytes in all, are read from `./output/`; the rest are named as skipped. */
+export const OUTPUT_FILE_LIMITS = { count: 100, totalBytes: 64 * 1024 * 1024 } as const;
 
 const TYPES: Readonly<Record<string, string>> = {
   ".png": "image/png",
@@ -28,7 +31,7 @@ const TYPES: Readonly<Record<string, string>> = {
 const TEXT = /^text\/|json$|xml$/;
 
 /**
- * Reads the regular files directly in `<workDir>/output/`, sorted by name, up to the attachment caps.
+ * Reads the regular files directly in `<workDir>/output/`, sorted by name, up to {@linkcode OUTPUT_FILE_LIMITS}.
  * Security: symlinks and anything but regular files are skipped, so a run cannot make the server (which
  * may read anything) return a file the run itself may not read.
  */
@@ -44,13 +47,18 @@ export async function collectOutputFiles(
   }
   const files: Attachment[] = [];
   const skipped: string[] = [];
-  for (const name of names.sort().slice(0, ATTACHMENT_LIMITS.count + 1)) {
+  let total = 0;
+  for (const name of names.sort()) {
     const path = join(dir, name);
     const info = await Deno.lstat(path).catch(() => null);
-    if (!info?.isFile || info.size > ATTACHMENT_LIMITS.bytes) {
+    if (
+      !info?.isFile || files.length >= OUTPUT_FILE_LIMITS.count ||
+      total + info.size > OUTPUT_FILE_LIMITS.totalBytes
+    ) {
       skipped.push(name);
       continue;
     }
+    total += info.size;
     const mimeType = TYPES[extname(name).toLowerCase()] ?? "application/octet-stream";
     const bytes = await Deno.readFile(path);
     files.push(

@@ -7,13 +7,14 @@ import { removeTree } from "../remove_tree.ts";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import type { ConcurrencyLimiter } from "../limits.ts";
-import { ATTACHMENT_LIMITS, capAttachments, emptyResult, type RunResult } from "../result.ts";
+import { emptyResult, type RunResult } from "../result.ts";
 import type { Runner, RunOptions } from "../runner.ts";
 import { DISK_ENTRY_LIMIT, launchSandboxed } from "../sandbox.ts";
 import { diskFullMessage } from "../disk_space.ts";
+import { WorkspaceLinks } from "../workspace_links.ts";
 import type { ProcessGroups } from "../subprocess.ts";
 import { LauncherPool, type ReadyLauncher } from "./pool.ts";
-import { collectOutputFiles, OUTPUT_DIR } from "./output_files.ts";
+import { collectOutputFiles, OUTPUT_DIR, OUTPUT_FILE_LIMITS } from "./output_files.ts";
 import { LAUNCHER_URL, USER_MODULE } from "./launcher.ts";
 
 /** What the runner needs from the server. */
@@ -54,7 +55,11 @@ export interface JavaScriptCall {
 export class JavaScriptRunner implements Runner<JavaScriptCall> {
   readonly #pool: LauncherPool;
 
+  /** Links leading out of the operator's workspace, denied to every run. */
+  readonly #workspaceLinks: WorkspaceLinks | null;
+
   constructor(readonly deps: JavaScriptRunnerDeps) {
+    this.#workspaceLinks = deps.config.workspace ? new WorkspaceLinks(deps.config.workspace.path) : null;
     this.#pool = new LauncherPool({
       // One waiting launcher covers a model's calls, which come one after another; a burst spawns more.
       size: 1,
@@ -103,6 +108,7 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       runsRoot,
       sharedCaches: [denoDir],
       workspace: config.workspace,
+      workspaceLinksOut: await this.#workspaceLinks?.current() ?? [],
       memoryLimitMb: config.memoryLimitMb,
       main: LAUNCHER_URL,
     }, {
@@ -153,7 +159,11 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
     try {
       const timeout = AbortSignal.timeout(timeoutMs);
       const signal = AbortSignal.any([clientSignal, timeout]);
-      const outcome = await child.finish({ outputLimitBytes: config.outputLimitBytes, signal });
+      const outcome = await child.finish({
+        outputLimitBytes: config.outputLimitBytes,
+        signal,
+        ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+      });
       const timedOut = outcome.aborted && timeout.aborted && !clientSignal.aborted;
       const cancelled = outcome.aborted && clientSignal.aborted;
       const stdout = hideWorkDir(outcome.stdout.text, workDir);
@@ -173,18 +183,12 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
         ...(diskExceeded ? { diskExceeded } : {}),
       };
       const output = await collectOutputFiles(workDir);
-      const { kept, note } = capAttachments(output.files);
-      if (kept.length) result.attachments = kept;
-      const skipped = [
-        ...(output.skipped.length
-          ? [
-            `Not returned (not a regular file, or over ${ATTACHMENT_LIMITS.bytes} bytes): ${
-              output.skipped.join(", ")
-            }.`,
-          ]
-          : []),
-        ...(note ? [note] : []),
-      ].join(" ");
+      // All of them: the tool returns what fits inline and keeps the rest as resources.
+      if (output.files.length) result.attachments = output.files;
+      const skipped = output.skipped.length
+        ? `Not returned (not a regular file, or past ${OUTPUT_FILE_LIMITS.count} files or ` +
+          `${OUTPUT_FILE_LIMITS.totalBytes} bytes in all): ${output.skipped.join(", ")}.`
+        : "";
       if (timedOut) {
         result.status = "timeout";
         result.message = `Timed out after ${timeoutMs} ms and was killed. Make the code ` +

@@ -21,6 +21,8 @@ interface Pyodide {
   setInterruptBuffer(buffer: Int32Array): void;
   makeMemorySnapshot(): Uint8Array;
   toPy(value: unknown): unknown;
+  /** Packages the loader has loaded, by name. */
+  loadedPackages: Record<string, string>;
 }
 
 /** The part of Emscripten's file system API used to mount the workspace. */
@@ -32,9 +34,18 @@ interface EmscriptenFS {
 
 /** The helper module's functions, as Pyodide proxies them to JavaScript. */
 interface Helper {
-  plan(code: string, packages: unknown, importMap: unknown): { toJs(): unknown };
-  check_imports(code: string): string;
-  pip_install(requirements: unknown, indexUrls: unknown): Promise<string>;
+  plan(code: string, packages: unknown, importMap: unknown): {
+    toJs(options: { dict_converter: typeof Object.fromEntries }): unknown;
+  };
+  micropip_ready(): boolean;
+  configure_micropip(
+    indexUrls: unknown,
+    indexFirst: boolean,
+    installing: (active: boolean, message: string) => void,
+  ): void;
+  micropip_from_index(indexUrls: unknown, preferredVersion: string): Promise<string>;
+  pip_install(requirements: unknown, indexFirst: boolean): Promise<string>;
+  missing_imports(code: string): { toJs(): unknown };
   run(code: string, limit: number): PyReport | PyCoroutine;
 }
 
@@ -64,14 +75,28 @@ async function host(): Promise<void> {
   let out = newCapture(limit);
   let err = newCapture(limit);
   let progress: ((message: string) => void) | null = null;
-  const capture = (target: "out" | "err", chunk: Uint8Array) =>
-    addToCapture(target === "out" ? out : err, chunk);
+  /** What was reported as errors while installing (micropip does not notice the loader's failures). */
+  let loaderErrors: string[] = [];
+  /** While installing, what the loader and micropip print is progress, not the code's output. */
+  const installLog = (target: "out" | "err", text: string) => {
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      progress?.(line);
+      if (target === "err") loaderErrors.push(line);
+    }
+  };
+  const decoder = new TextDecoder();
+  const capture = (target: "out" | "err", chunk: Uint8Array) => {
+    if (!progress) return addToCapture(target === "out" ? out : err, chunk);
+    installLog(target, decoder.decode(chunk));
+    return chunk.length;
+  };
 
   // Console output of this realm (Pyodide's loader, `js.console.log` from Python) must never reach
   // stdout, which carries the protocol: it goes to the call's capture, or to progress while installing.
   const sink = (target: "out" | "err") => (...args: unknown[]) => {
     const line = args.map((a) => typeof a === "string" ? a : Deno.inspect(a)).join(" ");
-    if (progress) progress(line);
+    if (progress) installLog(target, line);
     else capture(target, encoder.encode(line + "\n"));
   };
   console.log = console.info = console.debug = sink("out");
@@ -163,21 +188,24 @@ async function host(): Promise<void> {
       ? pyodide.runPython("import sys\nsys.modules.get('_code_runner_helper')")
       : undefined) as Helper | undefined ?? pyodide.runPython(config.helper) as Helper;
   const lock = JSON.parse(lockText) as {
-    packages: Record<string, { name: string; imports?: string[] }>;
+    packages: Record<string, { name: string; version?: string; imports?: string[] }>;
   };
   const importMap: Record<string, string> = {};
   for (const entry of Object.values(lock.packages)) {
     for (const name of entry.imports ?? []) importMap[name] = entry.name;
   }
   const pyImportMap = pyodide.toPy(importMap);
+  /** Progress of the current call, for installs its own code starts with micropip. */
+  let reportInstall: (message: string) => void = () => {};
   send({ type: "ready", bootMs: Math.round(performance.now() - started) });
 
   for (;;) {
     if (runs.length === 0) await new Promise<void>((resolve) => wake.runner = resolve);
     const run = runs.shift();
     if (!run) continue;
-    out = newCapture(limit);
-    err = newCapture(limit);
+    // Output goes to the server as it comes, so it can show a long run's latest lines and keep it all.
+    out = newCapture(limit, (data) => send({ type: "output", callId: run.callId, stream: "stdout", data }));
+    err = newCapture(limit, (data) => send({ type: "output", callId: run.callId, stream: "stderr", data }));
     const done = (fields: Record<string, unknown>) =>
       send({
         type: "done",
@@ -188,21 +216,58 @@ async function host(): Promise<void> {
       });
     // Install what the code needs; this phase has its own time limit on the server.
     let announced = false;
-    progress = (message) => send({ type: "progress", callId: run.callId, message });
-    const { installed, problems } = await installFor(run.code, run.packages, {
+    const report = (message: string) => send({ type: "progress", callId: run.callId, message });
+    reportInstall = report;
+    progress = report;
+    const pyIndexUrls = pyodide.toPy(config.indexUrls);
+    const { installed, problems, notInstalled } = await installFor(run.code, run.packages, {
       plan: (packages) =>
-        helper.plan(run.code, pyodide.toPy(packages), pyImportMap).toJs() as [string[], string[], string[]],
+        helper.plan(run.code, pyodide.toPy(packages), pyImportMap).toJs({
+          dict_converter: Object.fromEntries,
+        }) as InstallPlan,
       loadPackages: async (names) => {
-        const failures: string[] = [];
-        await pyodide.loadPackage(names, {
-          messageCallback: (m: string) => progress?.(m),
-          errorCallback: (m: string) => failures.push(m),
-        });
-        return failures;
+        const messages: string[] = [];
+        try {
+          await pyodide.loadPackage(names, {
+            messageCallback: (m: string) => progress?.(m),
+            errorCallback: (m: string) => messages.push(m),
+          });
+        } catch (error) {
+          messages.push(String((error as Error)?.message ?? error));
+        }
+        // The loader says "The following error occurred while loading <name>:" before each package's error.
+        const byPackage = new Map<string, string[]>();
+        let current = "";
+        for (const message of messages) {
+          const heading = message.match(/^The following error occurred while loading (.+):$/);
+          if (heading) current = (heading[1] ?? "").toLowerCase();
+          else byPackage.set(current, [...byPackage.get(current) ?? [], message]);
+        }
+        const loaded = new Set(Object.keys(pyodide.loadedPackages).map((name) => name.toLowerCase()));
+        const failed: Record<string, string> = {};
+        for (const name of names) {
+          if (loaded.has(name.toLowerCase())) continue;
+          failed[name] = (byPackage.get(name.toLowerCase()) ?? byPackage.get("") ?? messages).join(" ") ||
+            "Pyodide's loader did not load it";
+        }
+        return failed;
       },
-      pipInstall: async (requirements) =>
-        await helper.pip_install(pyodide.toPy(requirements), pyodide.toPy(config.indexUrls)),
-      checkImports: () => helper.check_imports(run.code),
+      micropipReady: () => helper.micropip_ready(),
+      micropipFromIndexes: async () =>
+        await helper.micropip_from_index(pyIndexUrls, lock.packages.micropip?.version ?? ""),
+      configureMicropip: (indexFirst) =>
+        helper.configure_micropip(pyIndexUrls, indexFirst, (active, message) => {
+          // The code's own micropip.install(): progress like an automatic install (it counts as execution).
+          progress = active ? reportInstall : null;
+          if (message) reportInstall(message);
+        }),
+      pipInstall: async (requirements, indexFirst) => {
+        loaderErrors = [];
+        const failure = await helper.pip_install(pyodide.toPy(requirements), indexFirst);
+        const errors = loaderErrors.filter((line) => !/^The following error occurred/.test(line));
+        return failure && errors.length ? `${failure}: ${errors.join(" ")}` : failure;
+      },
+      missingImports: () => helper.missing_imports(run.code).toJs() as string[],
       // The server times execution from the start; installing switches it to the install limit.
       installing: () => {
         if (announced) return;
@@ -213,13 +278,18 @@ async function host(): Promise<void> {
     }).catch((error) => ({
       installed: [] as string[],
       problems: [String((error as Error)?.message ?? error)],
+      notInstalled: [] as NotInstalled[],
     }));
+    progress = null;
+    const notes = notInstalled.length ? { notInstalled } : {};
     if (problems.length) {
-      progress = null;
-      done({ outcome: "install_error", error: problems.join("\n"), installed });
+      done({ outcome: "install_error", error: problems.join("\n"), installed, ...notes });
       continue;
     }
-    progress = null;
+    // What could not be installed is said where the code's own errors go; the code runs anyway.
+    for (const { module, error } of notInstalled) {
+      capture("err", encoder.encode(`Could not install ${module} (imported by the code): ${error}\n`));
+    }
     // Only the execution counts against the call's time limit.
     Atomics.store(interrupt, 0, 0);
     if (announced) send({ type: "executing", callId: run.callId });
@@ -228,7 +298,7 @@ async function host(): Promise<void> {
       const report = ran.type === "coroutine" ? await (ran as PyCoroutine) : ran as PyReport;
       const result = report.toJs({ dict_converter: Object.fromEntries });
       Atomics.store(interrupt, 0, 0);
-      done({ ...result, installed });
+      done({ ...result, installed, ...notes });
     } catch (error) {
       // An exception escaping the helper means the interpreter itself broke (e.g. os._exit).
       send({ type: "fatal", error: String((error as Error)?.message ?? error) });
@@ -237,45 +307,141 @@ async function host(): Promise<void> {
   }
 }
 
-/** Output of the current call, capped, counting what was dropped. */
+/**
+ * Output of the current call: the first 3/4 and the last 1/4 of the limit (the rest is counted, not kept),
+ * and, when `onFlush` is set, every byte handed on in batches, base64-encoded, for the server to follow the
+ * run and keep the whole stream. The same cut as `HeadTailBuffer` in `src/capped_output.ts` (this file runs
+ * serialized in the sandbox and cannot import it).
+ */
 interface Capture {
-  bytes: Uint8Array;
-  length: number;
+  head: Uint8Array;
+  headLength: number;
+  /** A ring of the latest bytes after the head; `tailWritten` modulo its size is where the next goes. */
+  tail: Uint8Array;
+  tailWritten: number;
   total: number;
   limit: number;
+  onFlush: ((base64: string) => void) | null;
+  pending: Uint8Array[];
+  pendingBytes: number;
+  lastFlush: number;
+  /** Hands on what is pending while Python waits (asyncio), since a busy Python never yields to timers. */
+  timer: ReturnType<typeof setInterval> | null;
 }
 
-function newCapture(limit: number): Capture {
-  return { bytes: new Uint8Array(limit), length: 0, total: 0, limit };
+function newCapture(limit: number, onFlush?: (base64: string) => void): Capture {
+  const headSize = Math.floor(limit * 3 / 4);
+  const c: Capture = {
+    head: new Uint8Array(headSize),
+    headLength: 0,
+    tail: new Uint8Array(limit - headSize),
+    tailWritten: 0,
+    total: 0,
+    limit,
+    onFlush: onFlush ?? null,
+    pending: [],
+    pendingBytes: 0,
+    lastFlush: 0,
+    timer: null,
+  };
+  if (onFlush) c.timer = setInterval(() => flushCapture(c), 1000);
+  return c;
 }
 
 function addToCapture(c: Capture, chunk: Uint8Array): number {
   c.total += chunk.length;
-  const take = Math.min(chunk.length, c.limit - c.length);
-  if (take > 0) {
-    c.bytes.set(chunk.subarray(0, take), c.length);
-    c.length += take;
+  let rest = chunk;
+  if (c.headLength < c.head.length) {
+    const take = Math.min(rest.length, c.head.length - c.headLength);
+    c.head.set(rest.subarray(0, take), c.headLength);
+    c.headLength += take;
+    rest = rest.subarray(take);
+  }
+  const size = c.tail.length;
+  if (rest.length > 0 && size > 0) {
+    if (rest.length > size) {
+      c.tailWritten += rest.length - size;
+      rest = rest.subarray(rest.length - size);
+    }
+    const at = c.tailWritten % size;
+    const first = Math.min(rest.length, size - at);
+    c.tail.set(rest.subarray(0, first), at);
+    c.tail.set(rest.subarray(first), 0);
+    c.tailWritten += rest.length;
+  }
+  if (c.onFlush) {
+    // Pyodide reuses its write buffer: keep a copy.
+    c.pending.push(chunk.slice());
+    c.pendingBytes += chunk.length;
+    // Output after a quiet moment goes at once (the server shows the latest lines); a flood goes in batches.
+    if (c.pendingBytes >= 65536 || Date.now() - c.lastFlush >= 250) flushCapture(c);
   }
   return chunk.length;
 }
 
-/** The captured text, never cutting a UTF-8 character in half, with a marker when bytes were dropped. */
-function finishCapture(c: Capture): { text: string; truncated: boolean; totalBytes: number } {
-  let end = c.length;
-  if (c.total > c.length) {
-    let start = end;
-    while (start > 0 && end - start < 4 && ((c.bytes[start - 1] as number) & 0xc0) === 0x80) start--;
-    if (start > 0) {
-      const lead = c.bytes[start - 1] as number;
-      const width = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-      if (end - (start - 1) < width) end = start - 1;
+/** Hands the pending bytes to `onFlush`. */
+function flushCapture(c: Capture): void {
+  if (!c.onFlush || c.pendingBytes === 0) return;
+  const bytes = new Uint8Array(c.pendingBytes);
+  let at = 0;
+  for (const part of c.pending) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  c.pending = [];
+  c.pendingBytes = 0;
+  c.lastFlush = Date.now();
+  // At most 1 MiB a message: the server refuses a message line much longer than that.
+  for (let from = 0; from < bytes.length; from += 1024 * 1024) {
+    const part = bytes.subarray(from, from + 1024 * 1024);
+    let binary = "";
+    for (let i = 0; i < part.length; i += 0x8000) {
+      binary += String.fromCharCode(...part.subarray(i, i + 0x8000));
     }
+    c.onFlush(btoa(binary));
   }
-  let text = new TextDecoder().decode(c.bytes.subarray(0, end));
-  if (c.total > end) {
-    text += `\n[… output truncated: ${c.total - end} more bytes not shown (limit ${c.limit} bytes)]`;
+}
+
+/**
+ * Ends a capture (handing on what is pending): the text, never cutting a UTF-8 character in half, with a
+ * marker where bytes were left out.
+ */
+function finishCapture(c: Capture): { text: string; truncated: boolean; totalBytes: number } {
+  flushCapture(c);
+  if (c.timer !== null) clearInterval(c.timer);
+  c.timer = null;
+  const size = c.tail.length;
+  const tailLength = Math.min(c.tailWritten, size);
+  const start = c.tailWritten % size;
+  const tail = new Uint8Array(tailLength);
+  if (c.tailWritten <= size) tail.set(c.tail.subarray(0, tailLength));
+  else {
+    tail.set(c.tail.subarray(start));
+    tail.set(c.tail.subarray(0, start), size - start);
   }
-  return { text, truncated: c.total > end, totalBytes: c.total };
+  const decoder = new TextDecoder();
+  if (c.total <= c.limit) {
+    const all = new Uint8Array(c.headLength + tailLength);
+    all.set(c.head.subarray(0, c.headLength));
+    all.set(tail, c.headLength);
+    return { text: decoder.decode(all), truncated: false, totalBytes: c.total };
+  }
+  // The head ends before a character the cut would split; the tail starts after one.
+  let end = c.headLength;
+  let back = end;
+  while (back > 0 && end - back < 4 && ((c.head[back - 1] as number) & 0xc0) === 0x80) back--;
+  if (back > 0) {
+    const lead = c.head[back - 1] as number;
+    const width = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (end - (back - 1) < width) end = back - 1;
+  }
+  let from = 0;
+  while (from < tail.length && from < 3 && ((tail[from] as number) & 0xc0) === 0x80) from++;
+  const leftOut = c.total - end - (tail.length - from);
+  const text = decoder.decode(c.head.subarray(0, end)) +
+    `\n[… output truncated: ${leftOut} bytes left out here (limit ${c.limit} bytes: the first 3/4 and the ` +
+    "last 1/4 are shown) …]\n" + decoder.decode(tail.subarray(from));
+  return { text, truncated: true, totalBytes: c.total };
 }
 
 /**
@@ -374,70 +540,189 @@ function mountWorkspace(pyodide: Pyodide, path: string): void {
   fs.mount(nodefs, { root: path }, "/workspace");
 }
 
+/** What a call needs, as the helper's planner sees it. */
+export interface InstallPlan {
+  /** Pyodide distribution packages the code's imports need, as [module, package]. */
+  distribution: Array<[string, string]>;
+  /** Requirements the call names (the `packages` argument, PEP 723 metadata): installed strictly. */
+  declared: string[];
+  /** Other missing imports, with the PyPI project guessed for each, as [module, project]. */
+  guessed: Array<[string, string]>;
+}
+
+/** An import that could not be installed, and why. */
+export interface NotInstalled {
+  module: string;
+  error: string;
+}
+
+/** What {@linkcode installFor} did. */
+export interface InstallOutcome {
+  /** Packages installed for this call. */
+  installed: string[];
+  /** Failures of what the call named explicitly: the code must not run. */
+  problems: string[];
+  /** Imports of the code that could not be installed: reported, and the code runs anyway. */
+  notInstalled: NotInstalled[];
+}
+
 /** What {@linkcode installFor} installs with: Pyodide's loader, micropip and the helper's planner. */
 export interface Installer {
-  /** Distribution packages, declared requirements (packages, PEP 723), and PyPI guesses for other imports. */
-  plan(packages: string[]): [distribution: string[], declared: string[], guessed: string[]];
-  /** Loads distribution packages (micropip too); answers the loader's error messages. */
-  loadPackages(names: string[]): Promise<string[]>;
+  plan(packages: string[]): InstallPlan;
+  /** Loads distribution packages with Pyodide's loader; answers the error of each one that did not load. */
+  loadPackages(names: string[]): Promise<Record<string, string>>;
+  /** Whether micropip is imported and configured (once per interpreter). */
+  micropipReady(): boolean;
+  /** Installs micropip from the package indexes; answers the failure, or "". */
+  micropipFromIndexes(): Promise<string>;
+  /** Points micropip at the indexes, asking them before Pyodide's distribution when `indexFirst`. */
+  configureMicropip(indexFirst: boolean): void;
   /** Installs requirements with micropip; answers the failure, or "" on success. */
-  pipInstall(requirements: string[]): Promise<string>;
-  /** Imports of the code still missing after installing, as a message, or "". */
-  checkImports(): string;
+  pipInstall(requirements: string[], indexFirst: boolean): Promise<string>;
+  /** Top-level modules the code imports that are still missing. */
+  missingImports(): string[];
   /** Announces the install phase (once a call). */
   installing(): void;
   progress(message: string): void;
 }
 
 /**
- * Installs what a call needs: first what it names (packages, PEP 723) and the distribution packages its
- * imports need; then, by import name, whatever import is still missing.
+ * Installs what a call needs. What the call names (`packages`, PEP 723) is installed strictly: a failure is a
+ * problem and the code must not run. The imports found in the code are installed best effort — distribution
+ * packages by Pyodide's import map, others by their guessed PyPI name — and what cannot be installed is only
+ * noted: an optional import (`try: import ujson` … `except ImportError`) must not stop the code. micropip is
+ * loaded from Pyodide's distribution, or from the package indexes when the distribution cannot be reached,
+ * which then also serve the distribution's packages that are on them.
  */
 export async function installFor(
   code: string,
   packages: string[],
   installer: Installer,
-): Promise<{ installed: string[]; problems: string[] }> {
-  let installed: string[] = [];
-  const problems: string[] = [];
-  const load = async (names: string[], record = true) => {
-    installer.installing();
-    const failures = await installer.loadPackages(names);
-    problems.push(...failures);
-    if (!failures.length && record) installed = installed.concat(names);
-    return !failures.length;
-  };
-  const pip = async (requirements: string[]) => {
-    installer.installing();
-    installer.progress(`Installing ${requirements.join(", ")}`);
-    // micropip is the tool, not something the call asked for.
-    if (!await load(["micropip"], false)) return;
-    const failure = await installer.pipInstall(requirements);
-    if (failure) problems.push(failure);
-    else installed = installed.concat(requirements);
-  };
+): Promise<InstallOutcome> {
+  const outcome: InstallOutcome = { installed: [], problems: [], notInstalled: [] };
   // Code without an import statement and no packages needs no planning (the common, fast case).
-  if (!packages.length && !/\bimport\b|^# \/\/\/ script/m.test(code)) return { installed, problems };
-  const [distribution, declared, firstGuess] = installer.plan(packages);
-  if (distribution.length) await load(distribution);
-  if (declared.length) await pip(declared);
-  if (!problems.length) {
-    // What was installed may have provided some imports; plan again only then.
-    const [moreDistribution, , guessed] = installed.length ? installer.plan([]) : [[], [], firstGuess];
-    if (moreDistribution.length) await load(moreDistribution);
-    if (guessed.length) await pip(guessed);
+  if (!packages.length && !/\bimport\b|^# \/\/\/ script/m.test(code)) return outcome;
+  const first = installer.plan(packages);
+  if (!first.distribution.length && !first.declared.length && !first.guessed.length) return outcome;
+  installer.installing();
+  const installed = (names: string[]) => {
+    for (const name of names) if (!outcome.installed.includes(name)) outcome.installed.push(name);
+  };
+  const note = (module: string, error: string) => {
+    if (outcome.notInstalled.some((entry) => entry.module === module)) return;
+    const line = error.split(/\s+/).join(" ").trim();
+    outcome.notInstalled.push({ module, error: line.length > 600 ? `${line.slice(0, 600)} …` : line });
+  };
+
+  // micropip is the tool, not something the call asked for: loaded at most once a call, when needed.
+  let distributionDown = false;
+  let micropip: Promise<string> | null = null;
+  const getMicropip = () =>
+    micropip ??= (async () => {
+      if (installer.micropipReady()) return "";
+      const failed = (await installer.loadPackages(["micropip"])).micropip;
+      if (failed !== undefined) {
+        distributionDown = true;
+        installer.progress("Pyodide's distribution did not answer; getting micropip from the package index");
+        const fromIndexes = await installer.micropipFromIndexes();
+        if (fromIndexes) {
+          return `micropip (the installer) could not be loaded, from Pyodide's distribution: ${failed}; ` +
+            `nor from the package indexes: ${fromIndexes}`;
+        }
+      }
+      installer.configureMicropip(failed !== undefined);
+      return "";
+    })();
+  const pip = async (requirements: string[], indexFirst = false): Promise<string> => {
+    const missing = await getMicropip();
+    if (missing) return missing;
+    installer.progress(`Installing ${requirements.join(", ")}`);
+    return await installer.pipInstall(requirements, indexFirst || distributionDown);
+  };
+  /** Installs each requirement it can (all at once first: micropip installs nothing if one fails). */
+  const pipEach = async (requirements: string[], indexFirst = false): Promise<Map<string, string>> => {
+    const failures = new Map<string, string>();
+    if (!requirements.length) return failures;
+    const together = await pip(requirements, indexFirst);
+    if (!together) installed(requirements);
+    else if (requirements.length === 1) failures.set(requirements[0] as string, together);
+    else {
+      for (const requirement of requirements) {
+        const alone = await pip([requirement], indexFirst);
+        if (alone) failures.set(requirement, alone);
+        else installed([requirement]);
+      }
+    }
+    return failures;
+  };
+
+  // Distribution packages the imports need, best effort; a package that does not load is tried on the indexes
+  // (a pure-Python one is usually there: the way in when the distribution cannot be reached).
+  const tried = new Set<string>();
+  const loadForImports = async (pairs: Array<[string, string]>) => {
+    const fresh = pairs.filter(([, name]) => !tried.has(name));
+    for (const [, name] of fresh) tried.add(name);
+    for (const [module, name] of fresh) {
+      if (name !== "micropip") continue;
+      const failure = await getMicropip();
+      if (failure) note(module, failure);
+    }
+    const names = [...new Set(fresh.map(([, name]) => name))].filter((name) => name !== "micropip");
+    if (!names.length) return;
+    const failed = await installer.loadPackages(names);
+    installed(names.filter((name) => failed[name] === undefined));
+    const retry = await pipEach(Object.keys(failed), true);
+    for (const [module, name] of fresh) {
+      const again = retry.get(name);
+      if (again === undefined) continue;
+      // micropip may have tried the same loader again: then its error says nothing new.
+      const first = failed[name] ?? "";
+      note(module, again.includes(first) ? first : `${first} (and from the package indexes: ${again})`);
+    }
+  };
+  await loadForImports(first.distribution);
+
+  // What the call names: strictly.
+  if (first.declared.length) {
+    const failure = await pip(first.declared);
+    if (failure) {
+      outcome.problems.push(`Could not install ${first.declared.join(", ")}: ${failure}`);
+      return outcome;
+    }
+    installed(first.declared);
   }
-  if (installed.length || problems.length) {
-    const missing = installer.checkImports();
-    if (missing) problems.push(missing);
+
+  // Other imports, by their PyPI names; what was installed may have provided some: plan again only then.
+  const later = outcome.installed.length ? installer.plan([]) : first;
+  if (later !== first) await loadForImports(later.distribution);
+  const projects = [...new Set(later.guessed.map(([, project]) => project))];
+  const failures = await pipEach(projects);
+  for (const [module, project] of later.guessed) {
+    const failure = failures.get(project);
+    if (failure === undefined) continue;
+    note(module, project === module ? failure : `tried the PyPI project ${project}: ${failure}`);
   }
-  return { installed, problems };
+
+  // Imports still missing although their install seemed to work (a guess that was the wrong project).
+  if (outcome.installed.length) {
+    for (const module of installer.missingImports()) {
+      const guess = later.guessed.find(([name]) => name === module)?.[1];
+      note(
+        module,
+        guess
+          ? `the PyPI project ${guess} was installed but does not provide it`
+          : "no installed package provides it",
+      );
+    }
+  }
+  return outcome;
 }
 
 /** Everything the host runs, in the order it is defined. */
 const HOST_PARTS = [
   newCapture,
   addToCapture,
+  flushCapture,
   finishCapture,
   brokerDownloads,
   verifiedSnapshot,

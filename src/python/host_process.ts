@@ -59,6 +59,8 @@ export class HostExited extends Error {
 /** Handlers for one call's events. */
 export interface CallHandlers {
   onProgress?: (message: string) => void;
+  /** Bytes the call wrote to stdout or stderr, as they come. */
+  onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
   /** Packages are being installed (only sent when there is something to install). */
   onInstalling?: () => void;
   /** Installation finished; the code starts executing now. */
@@ -230,6 +232,11 @@ export class HostProcess {
       case "progress":
         this.#calls.get(message.callId)?.handlers.onProgress?.(message.message);
         break;
+      case "output": {
+        const onOutput = this.#calls.get(message.callId)?.handlers.onOutput;
+        if (onOutput) onOutput(message.stream, Uint8Array.from(atob(message.data), (c) => c.charCodeAt(0)));
+        break;
+      }
       case "installing":
         this.#calls.get(message.callId)?.handlers.onInstalling?.();
         break;

@@ -80,7 +80,17 @@ export interface DoneMessage {
   resultJson?: unknown;
   error?: string;
   installed?: string[];
+  /** Imports of the code that could not be installed, and why (the code ran without them). */
+  notInstalled?: Array<{ module: string; error: string }>;
   displays?: Array<{ mimeType: string; data?: string; text?: string }>;
+}
+
+/** Bytes a call wrote to stdout or stderr, as they come (base64), so the server can follow and keep them. */
+export interface OutputMessage {
+  type: "output";
+  callId: number;
+  stream: "stdout" | "stderr";
+  data: string;
 }
 
 /** A validated message from a host. */
@@ -88,6 +98,7 @@ export type HostMessage =
   | { type: "ready"; bootMs: number }
   | { type: "fetch"; id: number; url: string; accept?: string }
   | { type: "progress"; callId: number; message: string }
+  | OutputMessage
   | { type: "installing"; callId: number }
   | { type: "executing"; callId: number }
   | DoneMessage
@@ -104,6 +115,13 @@ const hostMessageSchema: z.ZodType<HostMessage> = z.discriminatedUnion("type", [
     accept: z.string().optional(),
   }),
   z.object({ type: z.literal("progress"), callId: z.number().int(), message: z.string() }),
+  z.object({
+    type: z.literal("output"),
+    callId: z.number().int(),
+    stream: z.enum(["stdout", "stderr"]),
+    // The host sends at most 1 MiB (as base64) a message.
+    data: z.string().max(2 * 1024 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/),
+  }),
   z.object({ type: z.literal("installing"), callId: z.number().int() }),
   z.object({ type: z.literal("executing"), callId: z.number().int() }),
   z.object({
@@ -116,6 +134,7 @@ const hostMessageSchema: z.ZodType<HostMessage> = z.discriminatedUnion("type", [
     resultJson: z.unknown().optional(),
     error: z.string().optional(),
     installed: z.array(z.string()).optional(),
+    notInstalled: z.array(z.object({ module: z.string(), error: z.string() })).optional(),
     displays: z.array(
       z.object({ mimeType: z.string().max(100), data: z.string().optional(), text: z.string().optional() }),
     ).optional(),

@@ -4,13 +4,18 @@
  *
  * @module
  */
-import { capAttachments, emptyResult, type RunResult } from "../result.ts";
+import { emptyResult, type RunResult } from "../result.ts";
 import { DISK_ENTRY_LIMIT } from "../sandbox.ts";
 import type { DoneMessage, HostExit } from "./host_process.ts";
 import { HostExited } from "./host_process.ts";
 
 /** Why a call was stopped before it finished. */
 export type StopReason = "timeout" | "install-timeout" | "cancelled";
+
+/** What to do about a package that did not install. */
+const PACKAGE_ADVICE =
+  "Pass its PyPI name in `packages` when it differs from the module's (scikit-learn for " +
+  "sklearn, Pillow for PIL); a package needs a pure-Python wheel or a Pyodide build.";
 
 const STATE_LOST = "The Python process was restarted: variables, imports, installed packages and files of " +
   "this session are gone; run what the next call needs again.";
@@ -43,14 +48,11 @@ export function fromDone(done: DoneMessage, why: StopReason | null, timeoutMs: n
   };
   if (done.installed?.length) result.installed = done.installed;
   if (done.displays?.length) {
-    const { kept, note } = capAttachments(
-      done.displays.map((d) => ({
-        mimeType: d.mimeType,
-        ...(d.data !== undefined ? { data: d.data } : { text: d.text ?? "" }),
-      })),
-    );
-    result.attachments = kept;
-    if (note) result.message = note;
+    // All of them: the tool returns what fits inline and keeps the rest as resources.
+    result.attachments = done.displays.map((d) => ({
+      mimeType: d.mimeType,
+      ...(d.data !== undefined ? { data: d.data } : { text: d.text ?? "" }),
+    }));
   }
   if (done.result !== undefined) result.result = done.result;
   if (typeof done.resultJson === "string") {
@@ -62,20 +64,34 @@ export function fromDone(done: DoneMessage, why: StopReason | null, timeoutMs: n
   }
   const error = done.error ?? "";
   const lastLine = error.trim().split("\n").at(-1) ?? "";
+  const notInstalled = done.notInstalled ?? [];
+  const skipped = notInstalledText(notInstalled);
   switch (done.outcome) {
     case "ok":
+      if (skipped) {
+        result.message = `${skipped} The code ran without ${notInstalled.length > 1 ? "them" : "it"}.`;
+      }
       break;
-    case "error":
+    case "error": {
       result.status = "error";
       result.stderr = joinStreams(result.stderr, error);
       result.message = `Python raised ${lastLine}; the traceback is in stderr. Output printed before it is ` +
         "kept, and so is the session's state.";
+      // An import that could not be installed and then failed: the install error is the hint.
+      const missing = lastLine.match(/^ModuleNotFoundError: No module named '([^'.]+)/)?.[1];
+      const cause = notInstalled.find((entry) => entry.module === missing);
+      if (cause) {
+        result.message =
+          `Python raised ${lastLine}; the traceback is in stderr. ${cause.module} could not be ` +
+          `installed: ${cause.error}. ${PACKAGE_ADVICE}`;
+      } else if (skipped) result.message += ` ${skipped}`;
       break;
+    }
     case "install_error":
       result.status = "error";
-      result.message = `Could not install what the code needs, so it did not run. ${error} ` +
-        "Use the PyPI name in `packages` (e.g. scikit-learn for sklearn, Pillow for PIL); a package " +
-        "needs a pure-Python wheel or a Pyodide build.";
+      result.message = `Could not install what the call asks for, so the code did not run. ${error} ` +
+        "Check the names in `packages` and in the script's `# /// script` dependencies (PyPI names: " +
+        "scikit-learn for sklearn, Pillow for PIL); a package needs a pure-Python wheel or a Pyodide build.";
       break;
     case "interrupted":
       if (why === "cancelled") {
@@ -154,6 +170,14 @@ export function failure(
   fields: Partial<PythonRunResult> = {},
 ): PythonRunResult {
   return { ...emptyResult(status, message), stateReset: false, ...fields };
+}
+
+/** One sentence naming the imports that could not be installed and why (the first few). */
+function notInstalledText(notInstalled: ReadonlyArray<{ module: string; error: string }>): string {
+  if (!notInstalled.length) return "";
+  const shown = notInstalled.slice(0, 5).map(({ module, error }) => `${module} (${error.slice(0, 600)})`);
+  const more = notInstalled.length > 5 ? ` and ${notInstalled.length - 5} more` : "";
+  return `Could not install ${shown.join("; ")}${more}.`;
 }
 
 function joinStreams(stderr: string, extra: string): string {

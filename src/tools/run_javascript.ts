@@ -6,11 +6,12 @@
 import { describePermissions } from "../permissions.ts";
 import { runResultSchema } from "../result.ts";
 import type { Config } from "../config.ts";
-import { codeArgument, runForRequest, timeoutArgument, type ToolRegistration } from "./tool.ts";
+import { codeArgument, runHandlers, timeoutArgument, type ToolRegistration } from "./tool.ts";
 
 /** Registers `run_javascript`. */
-export const registerRunJavascript: ToolRegistration = (server, { config, javascript }) => {
-  server.registerTool(
+export const registerRunJavascript: ToolRegistration = (server, deps) => {
+  const { config, javascript } = deps;
+  server.experimental.tasks.registerToolTask(
     "run_javascript",
     {
       title: "Run JavaScript / TypeScript",
@@ -30,12 +31,15 @@ export const registerRunJavascript: ToolRegistration = (server, { config, javasc
         idempotentHint: false,
         openWorldHint: config.permissions.grants.net !== "none",
       },
+      // A client may run a long call as a task (tools/call with `task`) instead of waiting for it.
+      execution: { taskSupport: "optional" },
     },
-    ({ code, timeout_ms }, request) =>
-      runForRequest(
-        request,
-        (options) => javascript.run({ code, timeoutMs: timeout_ms ?? config.timeoutMs }, options),
-      ),
+    runHandlers(
+      deps,
+      "run_javascript",
+      ({ code, timeout_ms }: { code: string; timeout_ms?: number | undefined }, options) =>
+        javascript.run({ code, timeoutMs: timeout_ms ?? config.timeoutMs }, options),
+    ),
   );
 };
 
@@ -60,7 +64,8 @@ export function javascriptDescription(config: Config): string {
     "The working directory is a fresh empty directory that the code may read and write; it is deleted " +
     "after the run. To return an image or a file, write it to ./output/ (e.g. " +
     'Deno.writeFileSync("output/chart.png", bytes)): PNG, JPEG, GIF and WebP come back as images, text ' +
-    "files as text, others as binary resources (up to 20 files, 5 MiB each).",
+    "files as text, others as binary resources (inline up to 20 files, 5 MiB each" +
+    (config.outputKeepMb > 0 ? "; larger ones are kept as linked resources)." : ")."),
     ...(config.workspace
       ? [
         `A shared workspace directory is at ${config.workspace.path} (${
@@ -70,6 +75,11 @@ export function javascriptDescription(config: Config): string {
       : []),
     `Limits: ${config.timeoutMs} ms by default (timeout_ms up to ${config.maxTimeoutMs}), ` +
     `${config.memoryLimitMb} MiB of memory, ${config.outputLimitBytes} bytes each of stdout and stderr ` +
-    "(more is cut and marked).",
+    "inline (more is cut in the middle: the start and the end are shown" +
+    (config.outputKeepMb > 0
+      ? ", and the whole stream is kept as a resource the result links to; read it with resources/read, a " +
+        "part with ?offset=N&length=N)."
+      : ")."),
+    "Clients with MCP tasks may run a long call as a task and poll it instead of waiting.",
   ].join("\n");
 }

@@ -7,11 +7,20 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import { PYODIDE_VERSION } from "../python/distribution.ts";
 import { runResultSchema } from "../result.ts";
-import { codeArgument, runForRequest, timeoutArgument, type ToolRegistration } from "./tool.ts";
+import { codeArgument, runHandlers, timeoutArgument, type ToolRegistration } from "./tool.ts";
+
+/** The arguments of a `run_python` call, as validated. */
+interface PythonArgs {
+  code: string;
+  packages?: string[] | undefined;
+  timeout_ms?: number | undefined;
+  reset?: boolean | undefined;
+}
 
 /** Registers `run_python`. */
-export const registerRunPython: ToolRegistration = (server, { config, python }) => {
-  server.registerTool(
+export const registerRunPython: ToolRegistration = (server, deps) => {
+  const { config, python } = deps;
+  server.experimental.tasks.registerToolTask(
     "run_python",
     {
       title: "Run Python",
@@ -37,15 +46,20 @@ export const registerRunPython: ToolRegistration = (server, { config, python }) 
         // Package installs reach the configured indexes, but the code itself reaches out only with --allow-net.
         openWorldHint: config.permissions.grants.net !== "none",
       },
+      // A client may run a long call as a task (tools/call with `task`) instead of waiting for it.
+      execution: { taskSupport: "optional" },
     },
-    ({ code, packages, timeout_ms, reset }, request) =>
-      runForRequest(request, (options) =>
+    runHandlers(
+      deps,
+      "run_python",
+      ({ code, packages, timeout_ms, reset }: PythonArgs, options) =>
         python.run({
           code,
           packages: packages ?? [],
           timeoutMs: timeout_ms ?? config.timeoutMs,
           reset: reset ?? false,
-        }, options)),
+        }, options),
+    ),
   );
 };
 
@@ -78,6 +92,8 @@ export function pythonDescription(config: Config): string {
       : []),
     `Limits: ${config.timeoutMs} ms by default (timeout_ms up to ${config.maxTimeoutMs}), ` +
     `${config.pythonMemoryLimitMb} MiB of memory, ${config.outputLimitBytes} bytes each of stdout and ` +
-    "stderr (more is cut and marked). Calls in a session run one at a time.",
+    "stderr inline (more is cut in the middle, keeping the start and the end" +
+    (config.outputKeepMb > 0 ? ", and the whole stream is kept as a resource the result links to" : "") +
+    "). Calls in a session run one at a time, also as MCP tasks.",
   ].join("\n");
 }

@@ -125,10 +125,13 @@ Deno.test("run_javascript through a real MCP client", async (t) => {
       assert.deepEqual([resource.resource.mimeType, resource.resource.text], ["text/csv", "a,b\n1,2\n"]);
       const structured = response.structuredContent as {
         attachments: Array<{ name: string }>;
-        message: string;
+        keptOutputs: Array<{ of: string; uri: string; bytes: number }>;
       };
       assert.deepEqual(structured.attachments.map((a) => a.name), ["data.csv", "dot.png"]);
-      assert.match(structured.message, /huge\.bin/);
+      // Too large to return inline: kept as a resource the result links to.
+      const kept = structured.keptOutputs.find((output) => output.of === "huge.bin");
+      assert.equal(kept?.bytes, 6 * 1024 * 1024);
+      assert.ok(content.some((item) => item.type === "resource_link" && item.uri === kept?.uri));
     });
 
     await t.step("a busy loop times out, is killed, and the next call works", async () => {
@@ -168,7 +171,7 @@ Deno.test("run_javascript through a real MCP client", async (t) => {
       assert.equal(result.status, "ok");
       assert.equal(result.truncated, true);
       assert.ok(result.stdout.length < 4096 + 200, `stdout was ${result.stdout.length} chars`);
-      assert.match(result.stdout, /output truncated: \d+ more bytes not shown/);
+      assert.match(result.stdout, /output truncated: \d+ bytes left out here/);
       assert.match(result.stderr, /output truncated/);
       await server.assertAlive();
     });
