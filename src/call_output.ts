@@ -8,7 +8,7 @@
 import type { OutputWriter, SessionOutputs } from "./outputs.ts";
 import {
   type Attachment,
-  ATTACHMENT_LIMITS,
+  ATTACHMENT_LIMIT_TEXT,
   attachmentBytes,
   capAttachments,
   type KeptOutputLink,
@@ -121,8 +121,7 @@ export class CallOutput {
       else delete result.attachments;
       if (lost.length) {
         notes.push(
-          `Not returned (over ${ATTACHMENT_LIMITS.count} attachments, ${ATTACHMENT_LIMITS.bytes} bytes each or ` +
-            `${ATTACHMENT_LIMITS.totalBytes} in all) and not kept (over what a run may keep on disk): ` +
+          `Not returned (${ATTACHMENT_LIMIT_TEXT}) and not kept (over what a run may keep on disk): ` +
             `${lost.join(", ")}.`,
         );
       }

@@ -61,7 +61,15 @@ export interface Attachment {
 }
 
 /** Caps on what one run may return as attachments. */
-export const ATTACHMENT_LIMITS = { count: 20, bytes: 5 * 1024 * 1024, totalBytes: 10 * 1024 * 1024 } as const;
+export const ATTACHMENT_LIMITS = {
+  count: 20,
+  /**
+   * What all inline attachments of one result may take in the message as sent (base64, JSON escapes and
+   * UTF-8 included), so that with capped stdout and stderr a result stays well under the 10 MiB that MCP
+   * clients read at most (the SDK's stdio client closes the connection beyond that).
+   */
+  serializedBytes: 4 * 1024 * 1024,
+} as const;
 
 /**
  * Keeps attachments within {@linkcode ATTACHMENT_LIMITS}; returns them, those left out (`overflow`), and a
@@ -75,13 +83,9 @@ export function capAttachments(
   const dropped: string[] = [];
   let total = 0;
   for (const attachment of attachments) {
-    const size = attachmentBytes(attachment);
-    const label = attachment.name ?? attachment.mimeType;
-    if (
-      kept.length >= ATTACHMENT_LIMITS.count || size > ATTACHMENT_LIMITS.bytes ||
-      total + size > ATTACHMENT_LIMITS.totalBytes
-    ) {
-      dropped.push(`${label} (${size} bytes)`);
+    const size = serializedBytes(attachment);
+    if (kept.length >= ATTACHMENT_LIMITS.count || total + size > ATTACHMENT_LIMITS.serializedBytes) {
+      dropped.push(`${attachment.name ?? attachment.mimeType} (${attachmentBytes(attachment)} bytes)`);
       overflow.push(attachment);
       continue;
     }
@@ -89,13 +93,18 @@ export function capAttachments(
     kept.push(attachment);
   }
   if (!dropped.length) return { kept, overflow };
-  return {
-    kept,
-    overflow,
-    note:
-      `Not returned (over ${ATTACHMENT_LIMITS.count} attachments, ${ATTACHMENT_LIMITS.bytes} bytes each or ` +
-      `${ATTACHMENT_LIMITS.totalBytes} in all): ${dropped.join(", ")}.`,
-  };
+  return { kept, overflow, note: `Not returned inline (${ATTACHMENT_LIMIT_TEXT}): ${dropped.join(", ")}.` };
+}
+
+/** The inline limits, in words. */
+export const ATTACHMENT_LIMIT_TEXT = `over ${ATTACHMENT_LIMITS.count} attachments, or over ` +
+  `${ATTACHMENT_LIMITS.serializedBytes / 1024 / 1024} MiB in all as sent`;
+
+/** What an attachment takes in the JSON message: its base64, or its text as JSON-escaped UTF-8. */
+export function serializedBytes(attachment: Attachment): number {
+  return attachment.data !== undefined
+    ? attachment.data.length
+    : new TextEncoder().encode(JSON.stringify(attachment.text ?? "")).byteLength;
 }
 
 /** The size of an attachment's content: its decoded bytes, or its text's UTF-8 bytes. */

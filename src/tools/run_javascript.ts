@@ -64,7 +64,7 @@ export function javascriptDescription(config: Config): string {
     "The working directory is a fresh empty directory that the code may read and write; it is deleted " +
     "after the run. To return an image or a file, write it to ./output/ (e.g. " +
     'Deno.writeFileSync("output/chart.png", bytes)): PNG, JPEG, GIF and WebP come back as images, text ' +
-    "files as text, others as binary resources (inline up to 20 files, 5 MiB each" +
+    "files as text, others as binary resources (inline up to 20 files, 4 MiB in all" +
     (config.outputKeepMb > 0 ? "; larger ones are kept as linked resources)." : ")."),
     ...(config.workspace
       ? [
