@@ -89,17 +89,31 @@ export async function doctorCommand(runtime: Runtime): Promise<number> {
     }`,
   );
   const pyodideUrl = config.pyodidePackagesUrl ?? DEFAULT_PYODIDE_PACKAGES_URL;
-  let healthy = true;
-  for (
-    const [name, url] of [
-      ["Pyodide packages", `${pyodideUrl}pyodide-lock.json`],
-      ...config.pypiIndexUrls.map((index) => ["package index", `${index}/micropip/`]),
-    ] as Array<[string, string]>
-  ) {
+  const check = async (name: string, url: string) => {
     const verdict = await probe(url);
-    healthy &&= verdict.ok;
     print(`${name}: ${url} ${verdict.ok ? "✓ reachable" : `✗ ${verdict.detail}`}`);
+    return verdict.ok;
+  };
+  const distribution = await check("Pyodide packages", `${pyodideUrl}pyodide-lock.json`);
+  const indexes: boolean[] = [];
+  for (const index of config.pypiIndexUrls) indexes.push(await check("package index", `${index}/micropip/`));
+  const anyIndex = indexes.some(Boolean);
+  if (distribution) {
+    print(
+      "Python packages: micropip and Pyodide's builds (numpy, pandas, …) from the Pyodide distribution, other " +
+        "packages from the package indexes",
+    );
+  } else if (anyIndex) {
+    print(
+      "Python packages: the Pyodide distribution is unreachable, so micropip and pure-Python packages come " +
+        "from the package indexes; packages built for Pyodide (numpy, pandas, …) install only if cached until " +
+        "CODE_RUNNER_PYODIDE_PACKAGES_URL points to a reachable mirror of it",
+    );
+  } else {
+    print("Python packages: no source is reachable; only packages already cached install");
   }
+  // The default distribution (Pyodide's CDN) may be blocked where PyPI is not: then the indexes serve.
+  const healthy = indexes.every(Boolean) && (distribution || !config.pyodidePackagesUrl);
   if (!healthy) {
     print(
       "Unreachable sources: packages not yet cached cannot be installed (see CODE_RUNNER_*_URL(S) in --help).",

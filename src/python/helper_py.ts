@@ -1,6 +1,8 @@
 /**
- * Python source of the helper the host loads into Pyodide: it plans installs, installs with micropip, runs
- * a call in the session's namespace and reports its value or a traceback of the user's code only.
+ * Python source of the helper the host loads into Pyodide: it plans installs (guessing PyPI names for
+ * imports), sets micropip up (from the package indexes when Pyodide's distribution cannot be reached),
+ * installs with it, runs a call in the session's namespace and reports its value or a traceback of the user's
+ * code only.
  *
  * @module
  */
@@ -9,8 +11,8 @@
 export const USER_FILENAME = "<code>";
 
 /**
- * The helper; evaluating it registers and returns a namespace object with `plan`, `pip_install`,
- * `check_imports` and `run`.
+ * The helper; evaluating it registers and returns a namespace object with `plan`, `micropip_ready`,
+ * `configure_micropip`, `micropip_from_index`, `pip_install`, `missing_imports` and `run`.
  */
 export const HELPER_SOURCE = String.raw`
 import importlib
@@ -47,6 +49,58 @@ def script_dependencies(code):
     return [str(dep) for dep in deps]
 
 
+# Import names that are not their PyPI project's name, for imports Pyodide's lock file does not map (its
+# "imports" are asked first). Chosen from pipreqs' mapping (github.com/bndr/pipreqs, pipreqs/mapping) for
+# projects with a pure-Python wheel or a Pyodide build; entries Pyodide maps too (yaml, PIL, ...) serve a
+# mirror whose lock file lacks them. A wrong guess only costs a failed install: add entries freely.
+PYPI_NAMES = {
+    "yaml": "PyYAML",
+    "sklearn": "scikit-learn",
+    "PIL": "Pillow",
+    "bs4": "beautifulsoup4",
+    "dateutil": "python-dateutil",
+    "cv2": "opencv-python",
+    "slugify": "python-slugify",
+    "dotenv": "python-dotenv",
+    "jwt": "PyJWT",
+    "attr": "attrs",
+    "Crypto": "pycryptodome",
+    "Cryptodome": "pycryptodomex",
+    "OpenSSL": "pyOpenSSL",
+    "nacl": "PyNaCl",
+    "jose": "python-jose",
+    "multipart": "python-multipart",
+    "docx": "python-docx",
+    "pptx": "python-pptx",
+    "fitz": "PyMuPDF",
+    "pdfminer": "pdfminer.six",
+    "odf": "odfpy",
+    "dns": "dnspython",
+    "serial": "pyserial",
+    "usb": "pyusb",
+    "socks": "PySocks",
+    "websocket": "websocket-client",
+    "git": "GitPython",
+    "github": "PyGithub",
+    "gitlab": "python-gitlab",
+    "skimage": "scikit-image",
+    "Bio": "biopython",
+    "umap": "umap-learn",
+    "community": "python-louvain",
+    "pkg_resources": "setuptools",
+    "rest_framework": "djangorestframework",
+    "googleapiclient": "google-api-python-client",
+    "telegram": "python-telegram-bot",
+    "discord": "discord.py",
+    "kafka": "kafka-python",
+    "memcache": "python-memcached",
+    "barcode": "python-barcode",
+    "whois": "python-whois",
+    "pylab": "matplotlib",
+    "mpl_toolkits": "matplotlib",
+}
+
+
 def _missing_imports(code):
     try:
         names = find_imports(code)
@@ -67,38 +121,168 @@ def _missing_imports(code):
 
 
 def plan(code, packages, import_map):
-    """What a call needs: [distribution packages for its imports, declared requirements (packages and
-    PEP 723), other missing imports by name]."""
+    """What a call needs: distribution packages for its imports ([module, package] pairs), declared
+    requirements (packages and PEP 723), and other missing imports with the PyPI project guessed for each
+    ([module, project] pairs)."""
     declared = [str(p) for p in packages] + script_dependencies(code)
     distribution, guessed = [], []
     for name in _missing_imports(code):
         if name in import_map:
-            if import_map[name] not in distribution:
-                distribution.append(import_map[name])
-        else:
-            guessed.append(name)
-    return [distribution, declared, guessed]
+            distribution.append([name, import_map[name]])
+        elif name not in sys.stdlib_module_names:
+            # A standard-library module Pyodide lacks is not on PyPI under its name.
+            guessed.append([name, PYPI_NAMES.get(name, name)])
+    return {"distribution": distribution, "declared": declared, "guessed": guessed}
 
 
-async def pip_install(requirements, index_urls):
-    """Installs with micropip; returns an error text, or "" on success."""
+# micropip as this interpreter uses it: the configured indexes, whether to ask them before Pyodide's
+# distribution, micropip's own install function, and the host's callback that reports the code's installs.
+_micropip = {"index_urls": [], "index_first": False, "install": None, "installing": None}
+
+
+def micropip_ready():
+    """Whether micropip is imported and configured (once per interpreter)."""
+    return _micropip["install"] is not None
+
+
+def _index_urls(index_first):
+    urls = list(_micropip["index_urls"])
+    if not index_first:
+        return urls
+    # micropip searches Pyodide's lock file before an index only when the index is its default (PyPI's simple
+    # API); the same URLs with a placeholder make it ask the index first.
+    return [u if "{package_name}" in u else u.rstrip("/") + "/{package_name}/" for u in urls]
+
+
+def configure_micropip(index_urls, index_first, installing):
+    """Points micropip at the configured indexes (for the code's own "import micropip" too) and makes the
+    code's installs report progress. index_first when Pyodide's distribution cannot be reached."""
+    import functools
+
     import micropip
 
-    micropip.set_index_urls(list(index_urls))
+    _micropip["index_urls"] = [str(u) for u in index_urls]
+    _micropip["index_first"] = _micropip["index_first"] or bool(index_first)
+    micropip.set_index_urls(_index_urls(_micropip["index_first"]))
+    if _micropip["install"] is not None:
+        return
+    original = micropip.install
+    _micropip["install"] = original
+    _micropip["installing"] = installing
+
+    @functools.wraps(original)
+    async def install(requirements, *args, **kwargs):
+        names = [requirements] if isinstance(requirements, str) else [str(r) for r in requirements]
+        _micropip["installing"](True, "Installing " + ", ".join(names))
+        try:
+            return await original(requirements, *args, **kwargs)
+        finally:
+            _micropip["installing"](False, "")
+
+    micropip.install = install
+
+
+def _requirement_name(requirement):
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    # A URL, or a requirement with a marker (micropip skips it when the marker is false), is not checked.
+    return match.group(1) if match and "://" not in requirement and ";" not in requirement else None
+
+
+async def pip_install(requirements, index_first):
+    """Installs with micropip; returns why it failed, or "" when every requirement is installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    requirements = [str(r) for r in requirements]
     try:
-        await micropip.install(list(requirements), keep_going=True)
+        await _micropip["install"](
+            requirements, keep_going=True, index_urls=_index_urls(index_first or _micropip["index_first"])
+        )
     except Exception as error:
-        return f"Could not install {', '.join(requirements)}: {error}"
-    return ""
-
-
-def check_imports(code):
-    """Names the imports that are still missing after installing."""
+        return " ".join(str(error).split())
     importlib.invalidate_caches()
-    missing = _missing_imports(code)
-    if not missing:
-        return ""
-    return "No installed package provides " + ", ".join(repr(m) for m in missing) + "."
+    # micropip does not notice when Pyodide's loader fails to load a package of the distribution.
+    missing = []
+    for requirement in requirements:
+        name = _requirement_name(requirement)
+        if name is None:
+            continue
+        try:
+            version(name)
+        except PackageNotFoundError:
+            missing.append(requirement)
+    return f"{', '.join(missing)} did not load" if missing else ""
+
+
+def _micropip_wheels(text, content_type, page_url):
+    """micropip's wheels an index page lists, by version."""
+    import html
+    from urllib.parse import urljoin
+
+    files = []
+    if "json" in content_type:
+        for entry in json.loads(text).get("files", []):
+            if not entry.get("yanked"):
+                files.append((entry.get("filename", ""), entry.get("url", "")))
+    else:
+        for href, name in re.findall(r"<a\s[^>]*href=[\"']([^\"']+)[\"'][^>]*>\s*([^<\s]+)\s*</a>", text):
+            files.append((name, html.unescape(href)))
+    wheels = {}
+    for name, href in files:
+        match = re.fullmatch(r"micropip-([0-9][0-9.]*)-py3-none-any\.whl", name)
+        if match and href:
+            wheels[match.group(1)] = urljoin(page_url, href.split("#")[0])
+    return wheels
+
+
+def _version_key(text):
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+async def micropip_from_index(index_urls, preferred_version):
+    """Installs micropip from the package indexes, for when Pyodide's distribution cannot be reached: it is a
+    pure-Python wheel without dependencies. The version Pyodide's lock file names is preferred. (The server
+    fetches the wheel only as the index page lists it, and checks it against the sha256 listed there.)"""
+    import io
+    import site
+    import zipfile
+    from pathlib import Path
+
+    from pyodide.http import pyfetch
+
+    errors = []
+    for index in index_urls:
+        page = str(index).rstrip("/") + "/micropip/"
+        try:
+            response = await pyfetch(page, headers={"accept": "application/vnd.pypi.simple.v1+json"})
+            if not response.ok:
+                raise OSError(f"HTTP {response.status}")
+            wheels = _micropip_wheels(await response.string(), response.headers.get("content-type", ""), page)
+            if not wheels:
+                raise LookupError("the page lists no micropip wheel")
+            url = wheels.get(preferred_version) or wheels[max(wheels, key=_version_key)]
+            fetched = await pyfetch(url)
+            if not fetched.ok:
+                raise OSError(f"{url}: HTTP {fetched.status}")
+            target = site.getsitepackages()[0]
+            with zipfile.ZipFile(io.BytesIO(await fetched.bytes())) as wheel:
+                wheel.extractall(target)
+                dist_info = next(
+                    n.split("/")[0] for n in wheel.namelist() if n.split("/")[0].endswith(".dist-info")
+                )
+            # micropip.list() shows what has a PYODIDE_SOURCE.
+            Path(target, dist_info, "PYODIDE_SOURCE").write_text(url)
+            Path(target, dist_info, "INSTALLER").write_text("micropip")
+            importlib.invalidate_caches()
+            return ""
+        except Exception as error:
+            errors.append(f"{page}: {' '.join(str(error).split()) or type(error).__name__}")
+    return "; ".join(errors) or "no package index is configured"
+
+
+def missing_imports(code):
+    """The code's imports that are still missing after installing."""
+    importlib.invalidate_caches()
+    return _missing_imports(code)
 
 
 def _user_traceback(error):
@@ -223,7 +407,13 @@ def run(code, limit):
 
 # Kept in sys.modules so a session restored from a memory snapshot finds it without running this again.
 sys.modules["_code_runner_helper"] = types.SimpleNamespace(
-    plan=plan, pip_install=pip_install, check_imports=check_imports, run=run
+    plan=plan,
+    micropip_ready=micropip_ready,
+    configure_micropip=configure_micropip,
+    micropip_from_index=micropip_from_index,
+    pip_install=pip_install,
+    missing_imports=missing_imports,
+    run=run,
 )
 sys.modules["_code_runner_helper"]
 `;

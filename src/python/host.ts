@@ -34,9 +34,7 @@ interface EmscriptenFS {
 
 /** The helper module's functions, as Pyodide proxies them to JavaScript. */
 interface Helper {
-  plan(code: string, packages: unknown, importMap: unknown): {
-    toJs(options: { dict_converter: typeof Object.fromEntries }): unknown;
-  };
+  plan(code: string, packages: unknown, importMap: unknown): PyList;
   micropip_ready(): boolean;
   configure_micropip(
     indexUrls: unknown,
@@ -45,8 +43,14 @@ interface Helper {
   ): void;
   micropip_from_index(indexUrls: unknown, preferredVersion: string): Promise<string>;
   pip_install(requirements: unknown, indexFirst: boolean): Promise<string>;
-  missing_imports(code: string): { toJs(): unknown };
+  missing_imports(code: string): PyList;
   run(code: string, limit: number): PyReport | PyCoroutine;
+}
+
+/** A Python object proxy the host converts once and lets go. */
+interface PyList {
+  toJs(options?: { dict_converter: typeof Object.fromEntries }): unknown;
+  destroy(): void;
 }
 
 /** A Python dict proxy holding a call's report. */
@@ -195,8 +199,17 @@ async function host(): Promise<void> {
     for (const name of entry.imports ?? []) importMap[name] = entry.name;
   }
   const pyImportMap = pyodide.toPy(importMap);
-  /** Progress of the current call, for installs its own code starts with micropip. */
+  const pyIndexUrls = pyodide.toPy(config.indexUrls);
+  /** Progress of the current call, for installs its own code starts with micropip, and how many run. */
   let reportInstall: (message: string) => void = () => {};
+  let codeInstalls = 0;
+  const convert = <T>(proxy: PyList): T => {
+    try {
+      return proxy.toJs({ dict_converter: Object.fromEntries }) as T;
+    } finally {
+      proxy.destroy();
+    }
+  };
   send({ type: "ready", bootMs: Math.round(performance.now() - started) });
 
   for (;;) {
@@ -219,12 +232,8 @@ async function host(): Promise<void> {
     const report = (message: string) => send({ type: "progress", callId: run.callId, message });
     reportInstall = report;
     progress = report;
-    const pyIndexUrls = pyodide.toPy(config.indexUrls);
     const { installed, problems, notInstalled } = await installFor(run.code, run.packages, {
-      plan: (packages) =>
-        helper.plan(run.code, pyodide.toPy(packages), pyImportMap).toJs({
-          dict_converter: Object.fromEntries,
-        }) as InstallPlan,
+      plan: (packages) => convert<InstallPlan>(helper.plan(run.code, pyodide.toPy(packages), pyImportMap)),
       loadPackages: async (names) => {
         const messages: string[] = [];
         try {
@@ -258,7 +267,8 @@ async function host(): Promise<void> {
       configureMicropip: (indexFirst) =>
         helper.configure_micropip(pyIndexUrls, indexFirst, (active, message) => {
           // The code's own micropip.install(): progress like an automatic install (it counts as execution).
-          progress = active ? reportInstall : null;
+          codeInstalls = Math.max(0, codeInstalls + (active ? 1 : -1));
+          progress = codeInstalls ? reportInstall : null;
           if (message) reportInstall(message);
         }),
       pipInstall: async (requirements, indexFirst) => {
@@ -267,7 +277,7 @@ async function host(): Promise<void> {
         const errors = loaderErrors.filter((line) => !/^The following error occurred/.test(line));
         return failure && errors.length ? `${failure}: ${errors.join(" ")}` : failure;
       },
-      missingImports: () => helper.missing_imports(run.code).toJs() as string[],
+      missingImports: () => convert<string[]>(helper.missing_imports(run.code)),
       // The server times execution from the start; installing switches it to the install limit.
       installing: () => {
         if (announced) return;

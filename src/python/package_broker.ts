@@ -72,6 +72,10 @@ const LOCK_FILE = "pyodide-lock.json";
 const INDEX_FRESH_MS = 10 * 60 * 1000;
 /** How long one download may take. */
 const DOWNLOAD_TIMEOUT_MS = 120_000;
+/** A source that has not answered (status and headers) by then counts as unreachable. */
+const ANSWER_TIMEOUT_MS = 30_000;
+/** After Pyodide's distribution could not be reached, its files fail at once for this long (cached ones serve). */
+const UNREACHABLE_MS = 5 * 60 * 1000;
 /** Largest index page read (the page is parsed in memory to learn its files' hashes). */
 const MAX_PAGE_BYTES = 32 * MIB;
 /** Files served or stored this recently are not evicted: a host may be about to read them. */
@@ -150,6 +154,8 @@ export class PackageBroker {
   /** Cached files checked against their hash, with the stat fingerprint they had then. */
   #verified = new Map<string, string>();
   #evicting: Promise<void> = Promise.resolve();
+  /** Why Pyodide's distribution could not be reached, and until when that is believed. */
+  #distributionDown: { until: number; reason: string } | null = null;
 
   constructor(readonly options: PackageBrokerOptions) {
     const limits = { ...DEFAULT_PACKAGE_CACHE_LIMITS, ...options.limits };
@@ -187,7 +193,7 @@ export class PackageBroker {
       if (!isPackageFile) throw new NotAPackageUrl(`not a package of the distribution: ${url}`);
       const sha256 = (await this.options.distributionHashes()).get(name);
       if (!sha256) throw new Error(`${name} is not in the distribution's lock file`);
-      return await this.#file(bare, new Set([sha256]), options);
+      return await this.#file(bare, new Set([sha256]), options, true);
     }
     parsed.hash = "";
     const listed = this.#known.get(parsed.href);
@@ -208,23 +214,36 @@ export class PackageBroker {
     throw new NotAPackageUrl(`not from a configured package source: ${url}`);
   }
 
+  /**
+   * Whether Pyodide's distribution answered lately: `null` when it did (or was not asked), else why not. While
+   * it is unreachable, micropip and pure-Python packages come from the package indexes.
+   */
+  get distributionUnreachable(): string | null {
+    const down = this.#distributionDown;
+    return down && Date.now() < down.until ? down.reason : null;
+  }
+
   /** A package file, served from `files/<sha256>` once a download matched one of `hashes`. */
   async #file(
     url: string,
     hashes: ReadonlySet<string>,
     options: BrokerFetchOptions,
+    fromDistribution = false,
   ): Promise<BrokeredResponse> {
     const contentType = "application/octet-stream";
     for (const sha256 of hashes) {
       const path = this.#filePath(sha256);
       if (await this.#check(path, sha256)) return { path, status: 200, contentType };
     }
+    // A distribution that did not answer is not asked again for a while: each try could take a long time.
+    const unreachable = fromDistribution ? this.distributionUnreachable : null;
+    if (unreachable) throw new Error(unreachable);
     const name = basename(new URL(url).pathname);
     options.onProgress?.(`Downloading ${name}`);
     const { path, size } = await this.#shared(
       `file ${url}`,
       options.signal,
-      (signal) => this.#downloadFile(url, name, hashes, signal),
+      (signal) => this.#downloadFile(url, name, hashes, signal, fromDistribution),
     );
     options.onProgress?.(`Downloaded ${name} (${Math.round(size / 1024)} KiB)`);
     return { path, status: 200, contentType };
@@ -235,8 +254,28 @@ export class PackageBroker {
     name: string,
     hashes: ReadonlySet<string>,
     signal: AbortSignal,
+    fromDistribution: boolean,
   ): Promise<{ path: string; size: number }> {
-    const response = await fetch(url, { signal });
+    let response: Response;
+    try {
+      response = await answer(url, {}, signal);
+    } catch (error) {
+      if (fromDistribution && !signal.aborted) {
+        const base = this.options.sources.pyodideBaseUrl;
+        this.#distributionDown = {
+          until: Date.now() + UNREACHABLE_MS,
+          reason:
+            `Pyodide's distribution at ${base} cannot be reached (${
+              (error as Error).message
+            }). Packages built for Pyodide (numpy, pandas, …) come only from there: set ` +
+            "CODE_RUNNER_PYODIDE_PACKAGES_URL to a reachable mirror of it (a copy of its full/ directory); " +
+            "pure-Python packages still install from the package indexes.",
+        };
+        throw new Error(this.#distributionDown.reason);
+      }
+      throw error;
+    }
+    if (fromDistribution) this.#distributionDown = null;
     if (!response.ok) {
       await response.body?.cancel();
       throw new Error(`${url} answered HTTP ${response.status}`);
@@ -285,7 +324,7 @@ export class PackageBroker {
     variant: Variant,
     { dir, metaPath, signal }: { dir: "pages" | "dist"; metaPath: string; signal: AbortSignal },
   ): Promise<{ meta: PageMeta; path: string }> {
-    const response = await fetch(url, { headers: { accept: ACCEPT[variant] }, signal });
+    const response = await answer(url, { headers: { accept: ACCEPT[variant] } }, signal);
     const contentType = response.headers.get("content-type") ?? "application/octet-stream";
     if (!response.ok) {
       // Security: an error answer is never stored; the requester gets its status and an empty body.
@@ -630,6 +669,28 @@ function parsePageMeta(text: string): PageMeta | null {
     typeof meta.sha256 === "string" && /^[0-9a-f]{64}$/.test(meta.sha256) &&
     typeof meta.fetchedAt === "number";
   return ok ? meta as unknown as PageMeta : null;
+}
+
+/**
+ * `fetch`, failing when the answer (status and headers) takes longer than {@linkcode ANSWER_TIMEOUT_MS}: a
+ * firewall that drops packets would otherwise hold every install until the download's own time limit.
+ */
+async function answer(url: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
+  const controller = new AbortController();
+  const abort = () => controller.abort(signal.reason);
+  signal.addEventListener("abort", abort, { once: true });
+  const timer = setTimeout(
+    () => controller.abort(new Error(`no answer within ${ANSWER_TIMEOUT_MS / 1000} s`)),
+    ANSWER_TIMEOUT_MS,
+  );
+  try {
+    return await fetch(url, { ...init, signal: controller.signal });
+  } catch (error) {
+    signal.removeEventListener("abort", abort);
+    throw controller.signal.aborted && !signal.aborted ? controller.signal.reason : error;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Resolves or rejects with `promise`, or rejects with `signal`'s reason when it aborts first. */

@@ -76,8 +76,10 @@ export function pythonDescription(config: Config): string {
     "and does not stop when interrupted, or the process crashes, the interpreter is restarted, the state is " +
     "gone, and the result says so (stateReset: true).",
     "Packages: imports are detected and installed before the code runs (Pyodide's builds such as numpy and " +
-    "pandas, or pure-Python wheels from PyPI); name others in `packages` or in PEP 723 script metadata. " +
-    "Installing does not count against the timeout.",
+    "pandas, or pure-Python wheels from PyPI); an import that cannot be installed is reported and the code " +
+    "runs anyway. Name others in `packages` or in PEP 723 script metadata (these must install, or the code " +
+    "does not run), or `await micropip.install(...)` in the code. Installing before the code runs does not " +
+    "count against the timeout.",
     "Rich output comes back as images and text, like a notebook: matplotlib figures (no savefig needed), and " +
     "the last value's _repr_png_, _repr_jpeg_, _repr_svg_, _repr_html_ or _repr_markdown_.",
     `The sandbox has no access to host files, environment variables or subprocesses; network: ${
