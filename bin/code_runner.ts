@@ -152,6 +152,9 @@ async function main(argv: string[]): Promise<number> {
         `code-runner-mcp ${VERSION}: an MCP server speaking JSON-RPC on stdin/stdout ` +
         "(tools: run_javascript, run_python).",
         `  permissions for runs: ${describePermissions(config.permissions)}`,
+        ...(runtime.codeMode
+          ? [`  code mode: runs may call the MCP servers ${runtime.codeMode.servers.join(", ")}`]
+          : []),
         `  limits: timeout ${config.timeoutMs} ms (max ${config.maxTimeoutMs}), memory ` +
         `${config.memoryLimitMb} MiB, output ${config.outputLimitBytes} bytes/stream, ` +
         `${config.maxConcurrency} runs at once; Python memory ${config.pythonMemoryLimitMb} MiB`,

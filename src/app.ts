@@ -71,7 +71,14 @@ export async function createApp(
     const outputs = kept.session();
     const tasks = new RunTasks({ maxLive: config.maxTasksPerSession, maxTtlMs: config.taskMaxTtlMs });
     liveTasks.add(tasks);
-    const server = createServer({ config, javascript, python, outputs, tasks });
+    const server = createServer({
+      config,
+      javascript,
+      python,
+      outputs,
+      tasks,
+      mcpServers: runtime.codeMode?.servers ?? [],
+    });
     // Diagnostics reach this session's client at the level it set, `info` until it sets one. (The SDK's
     // own filter keys levels by HTTP session id, which these messages do not carry.)
     let minimum: string = DEFAULT_CLIENT_LOG_LEVEL;

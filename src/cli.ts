@@ -82,6 +82,17 @@ export async function doctorCommand(runtime: Runtime): Promise<number> {
   );
   print(`Deno cache (DENO_DIR): ${runtime.denoDir} (${await sizeOf(runtime.denoDir)})`);
   print(`package cache: ${packageCache} (${await sizeOf(packageCache)})`);
+  const upstreams = await runtime.codeMode?.summaries() ?? [];
+  print(
+    `code mode (CODE_RUNNER_MCP_CONFIG): ${
+      upstreams.length
+        ? upstreams.map((u) =>
+          `${u.name} (${u.transport}: ${u.target}${u.tools ? `; tools ${u.tools.join(", ")}` : ""})`
+        )
+          .join(", ")
+        : "no upstream MCP servers"
+    }`,
+  );
   const snapshots = await Array.fromAsync(Deno.readDir(join(packageCache, "snapshots"))).catch(() => []);
   print(
     `Python snapshot: ${

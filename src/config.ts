@@ -4,6 +4,7 @@
  * @module
  */
 import { parsePermissionArgs, PermissionArgsError, type Permissions } from "./permissions.ts";
+import { McpConfigError, readUpstreamsConfig } from "./upstreams_config.ts";
 
 /** Everything the operator decides. */
 export interface Config {
@@ -70,6 +71,11 @@ export interface Config {
   readonly maxTasksPerSession: number;
   /** Longest time a finished task's result is kept; a client may ask for less (`CODE_RUNNER_TASK_MAX_TTL_MS`). */
   readonly taskMaxTtlMs: number;
+  /**
+   * A JSON file of upstream MCP servers whose tools runs may call, or null for none
+   * (`CODE_RUNNER_MCP_CONFIG`). Only the path is kept: the file holds the upstreams' secrets.
+   */
+  readonly mcpConfigPath: string | null;
 }
 
 /** Defaults, also shown in `--help` and the README. */
@@ -154,6 +160,9 @@ export const ENVIRONMENT_VARIABLES: Readonly<Record<string, string>> = {
     `tasks (task-augmented calls) a session may have running at once (default ${DEFAULTS.maxTasksPerSession})`,
   CODE_RUNNER_TASK_MAX_TTL_MS:
     `longest time a finished task's result is kept; clients may ask for less (default ${DEFAULTS.taskMaxTtlMs})`,
+  CODE_RUNNER_MCP_CONFIG:
+    'a JSON file of MCP servers, as MCP clients write it ({"mcpServers": {…}}), whose tools runs may call; ' +
+    'a server\'s optional "tools" lists the only ones allowed (default: none)',
 };
 
 /** Thrown when a setting is invalid; the message names the variable and what it accepts. */
@@ -250,7 +259,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     outputKeepMs: positiveInteger(env, "CODE_RUNNER_OUTPUT_KEEP_MS", DEFAULTS.outputKeepMs),
     maxTasksPerSession: positiveInteger(env, "CODE_RUNNER_MAX_TASKS", DEFAULTS.maxTasksPerSession),
     taskMaxTtlMs: positiveInteger(env, "CODE_RUNNER_TASK_MAX_TTL_MS", DEFAULTS.taskMaxTtlMs),
+    mcpConfigPath: mcpConfigPath(env),
   };
+}
+
+/** The upstreams file, checked now so that a bad one stops the server at start rather than a run later. */
+function mcpConfigPath(env: Readonly<Record<string, string | undefined>>): string | null {
+  const path = env.CODE_RUNNER_MCP_CONFIG?.trim();
+  if (!path) return null;
+  try {
+    readUpstreamsConfig(path);
+  } catch (error) {
+    if (error instanceof McpConfigError) throw new ConfigError(error.message);
+    throw error;
+  }
+  return path;
 }
 
 function workspace(env: Readonly<Record<string, string | undefined>>): Config["workspace"] {

@@ -7,6 +7,7 @@
  */
 import { removeTree } from "./remove_tree.ts";
 import { dirname, join } from "node:path";
+import { CodeMode } from "./code_mode.ts";
 import type { Config } from "./config.ts";
 import { JavaScriptRunner } from "./javascript/runner.ts";
 import { ConcurrencyLimiter } from "./limits.ts";
@@ -28,6 +29,8 @@ export interface Runtime {
   readonly javascript: JavaScriptRunner;
   /** Python's package broker, lock file and snapshot, shared by every session. */
   readonly interpreters: PythonInterpreters;
+  /** The operator's upstream MCP servers that runs may call (code mode); null when none is configured. */
+  readonly codeMode: CodeMode | null;
   /** The first Python session, started (when warm) as soon as the runtime exists. */
   readonly python: PythonSession;
   /** Another Python session, whose interpreter starts on its first call; closing it forgets it. */
@@ -61,7 +64,16 @@ export async function createRuntime(
   await removeAbandonedRunsRoots(dirname(runsRoot)).catch(() => {});
   const groups = new ProcessGroups();
   const logger = new Logger();
-  const interpreters = new PythonInterpreters({ config, logger, denoDir, runsRoot, groups, serverEnv });
+  const codeMode = config.mcpConfigPath ? new CodeMode(config.mcpConfigPath, { logger, serverEnv }) : null;
+  const interpreters = new PythonInterpreters({
+    config,
+    logger,
+    denoDir,
+    runsRoot,
+    groups,
+    serverEnv,
+    codeMode,
+  });
   const sessions = new Set<PythonSession>();
   // Sessions get an interpreter on their first call; only the first one's starts with the server.
   const newPython = (startNow = false) => {
@@ -81,6 +93,7 @@ export async function createRuntime(
     groups,
     limiter: new ConcurrencyLimiter(config.maxConcurrency),
     serverEnv,
+    codeMode,
   });
   if (warm) javascript.warm();
   let closing: Promise<void> | undefined;
@@ -92,6 +105,7 @@ export async function createRuntime(
     logger,
     javascript,
     interpreters,
+    codeMode,
     python,
     newPython: () => newPython(),
     close() {
@@ -100,6 +114,7 @@ export async function createRuntime(
           ...[...sessions].map((session) => session.close()),
           interpreters.close(),
           javascript.close(),
+          codeMode?.close(),
         ]);
         groups.killAll();
         await removeTree(runsRoot);

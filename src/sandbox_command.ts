@@ -25,6 +25,8 @@ export interface JavaScriptProfile extends CommonPaths {
   /** Caches shared by all runs (Deno's module and npm cache): never writable by a run. */
   sharedCaches: readonly string[];
   workspace: { path: string; writable: boolean } | null;
+  /** Code mode's socket for this run (its only way to the server), when the operator configured upstreams. */
+  mcpSocket?: string;
   /** Links in the workspace that lead out of it: denied, so a run never leaves the workspace through one. */
   workspaceLinksOut?: readonly string[];
   memoryLimitMb: number;
@@ -149,6 +151,8 @@ function javascriptFlags(spec: JavaScriptProfile): string[] {
     ...flags.filter((flag) => !/^--deny-(read|write)=/.test(flag)),
     `--allow-read=${workDir}`,
     `--allow-write=${workDir}`,
+    // Deno counts a Unix socket as network: this grant reaches the run's own socket and nothing else.
+    ...(spec.mcpSocket && permissions.grants.net !== "all" ? [`--allow-net=unix:${spec.mcpSocket}`] : []),
     ...workspaceFlags(spec.workspace),
     ...(denyRead.length ? [`--deny-read=${denyRead.join(",")}`] : []),
     ...(denyWrite.length ? [`--deny-write=${denyWrite.join(",")}`] : []),

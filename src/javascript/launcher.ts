@@ -11,13 +11,21 @@
 /** Name of the user's code file inside the run's working directory. */
 export const USER_MODULE = "main.ts";
 
+/** Name of code mode's socket in the run's directory (present only when the operator configured upstreams). */
+export const MCP_SOCKET = ".mcp.sock";
+
 /**
  * Body of the launcher. It runs in the child, serialized with `toString()`, so it may use only globals.
  */
-async function launch(userModule: string): Promise<void> {
+async function launch(userModule: string, mcpSocket: string): Promise<void> {
   // The server starts launchers before there is code; closing stdin says the code is in place.
   for await (const _ of Deno.stdin.readable) {
     // Nothing is sent; the loop ends at EOF.
+  }
+  try {
+    if (Deno.statSync(mcpSocket).isSocket) installMcp(`${Deno.cwd()}/${mcpSocket}`);
+  } catch {
+    // No upstreams configured: no `mcp`.
   }
   // Once the event loop is empty, exit at once (keeping Deno.exitCode) instead of tearing V8 down.
   globalThis.addEventListener("unload", () => Deno.exit());
@@ -33,7 +41,96 @@ async function launch(userModule: string): Promise<void> {
   }
 }
 
+/** A value the server answered a request with. */
+interface McpReply {
+  id: number;
+  ok: boolean;
+  value?: unknown;
+  error?: { code: string; message: string };
+}
+
+/**
+ * Code mode: a global `mcp` whose calls travel over the run's socket to the server, which makes them.
+ * `mcp.servers.<server>.<tool>(args)` gives the structured result (else the text) and throws on an error
+ * result; `mcp.call(server, tool, args)` gives the whole `{ structured, text, isError, raw }`; `mcp.list()`.
+ */
+function installMcp(path: string): void {
+  type Conn = Deno.Conn & { ref(): void; unref(): void };
+  let connecting: Promise<Conn> | null = null;
+  let nextId = 1;
+  const pending = new Map<number, (reply: McpReply) => void>();
+  const encoder = new TextEncoder();
+  const connect = () =>
+    connecting ??= (async () => {
+      const conn = await Deno.connect({ transport: "unix", path }) as Conn;
+      // An idle channel must not keep the run alive; a call waiting for its answer does.
+      conn.unref();
+      (async () => {
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for await (const chunk of conn.readable) {
+          buffer += decoder.decode(chunk, { stream: true });
+          let newline;
+          while ((newline = buffer.indexOf("\n")) >= 0) {
+            const reply = JSON.parse(buffer.slice(0, newline)) as McpReply;
+            buffer = buffer.slice(newline + 1);
+            pending.get(reply.id)?.(reply);
+            pending.delete(reply.id);
+            if (!pending.size) conn.unref();
+          }
+        }
+      })().catch(() => {}).finally(() => {
+        for (const [id, resolve] of pending) {
+          resolve({ id, ok: false, error: { code: "closed", message: "the channel to the server closed" } });
+        }
+        pending.clear();
+      });
+      return conn;
+    })();
+  const request = async (message: Record<string, unknown>): Promise<unknown> => {
+    const conn = await connect();
+    const id = nextId++;
+    const answered = new Promise<McpReply>((resolve) => pending.set(id, resolve));
+    conn.ref();
+    await conn.write(encoder.encode(JSON.stringify({ ...message, id }) + "\n"));
+    const reply = await answered;
+    if (!reply.ok) {
+      const error = new Error(reply.error?.message ?? "the call failed");
+      error.name = "McpError";
+      throw Object.assign(error, { code: reply.error?.code });
+    }
+    return reply.value;
+  };
+  const call = (server: string, tool: string, args: Record<string, unknown> = {}) =>
+    request({ type: "mcp_call", server, tool, args }) as Promise<
+      { structured?: unknown; text: string; isError: boolean; raw: unknown }
+    >;
+  // Any name works as a server or tool; the server says which exist. `then` is not one, so that awaiting a
+  // server or tool object does not call it.
+  const servers = new Proxy(Object.create(null), {
+    get: (_, server) =>
+      typeof server !== "string" || server === "then" ? undefined : new Proxy(Object.create(null), {
+        get: (_, tool) =>
+          typeof tool !== "string" || tool === "then"
+            ? undefined
+            : async (args: Record<string, unknown> = {}) => {
+              const result = await call(server, tool, args);
+              if (result.isError) throw new Error(result.text || `${server}.${tool} returned an error`);
+              return result.structured ?? result.text;
+            },
+      }),
+  });
+  Object.defineProperty(globalThis, "mcp", {
+    value: Object.freeze({ servers, call, list: () => request({ type: "mcp_list" }) }),
+    enumerable: false,
+  });
+}
+
 /** The launcher as a `data:` URL, ready to be the main module of `deno run`. */
 export const LAUNCHER_URL = `data:application/javascript,${
-  encodeURIComponent(`(${launch.toString()})(${JSON.stringify(USER_MODULE)});`)
+  encodeURIComponent(
+    `${installMcp.toString()}\n(${launch.toString()})(${JSON.stringify(USER_MODULE)}, ${
+      JSON.stringify(MCP_SOCKET)
+    });`,
+  )
 }`;

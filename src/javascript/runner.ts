@@ -15,7 +15,9 @@ import { WorkspaceLinks } from "../workspace_links.ts";
 import type { ProcessGroups } from "../subprocess.ts";
 import { LauncherPool, type ReadyLauncher } from "./pool.ts";
 import { collectOutputFiles, OUTPUT_DIR, OUTPUT_FILE_LIMITS } from "./output_files.ts";
-import { LAUNCHER_URL, USER_MODULE } from "./launcher.ts";
+import { LAUNCHER_URL, MCP_SOCKET, USER_MODULE } from "./launcher.ts";
+import { serveRunSocket } from "./mcp_socket.ts";
+import type { CodeMode } from "../code_mode.ts";
 
 /** What the runner needs from the server. */
 export interface JavaScriptRunnerDeps {
@@ -28,6 +30,8 @@ export interface JavaScriptRunnerDeps {
   limiter: ConcurrencyLimiter;
   /** The server's environment, from which only the allow-listed variables reach a run. */
   serverEnv: Readonly<Record<string, string | undefined>>;
+  /** The operator's upstream MCP servers, which runs may call through their socket; null for none. */
+  codeMode?: CodeMode | null;
 }
 
 /** Waiting launchers are stopped after this long without a run, and started again by the next. */
@@ -109,6 +113,7 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       sharedCaches: [denoDir],
       workspace: config.workspace,
       workspaceLinksOut: await this.#workspaceLinks?.current() ?? [],
+      ...(this.deps.codeMode ? { mcpSocket: join(workDir, MCP_SOCKET) } : {}),
       memoryLimitMb: config.memoryLimitMb,
       main: LAUNCHER_URL,
     }, {
@@ -156,14 +161,25 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       );
     }
     const { child, workDir } = launcher;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([clientSignal, timeout]);
+    // Code mode: the run's calls to upstream tools come over its own socket, bounded by the run's signal.
+    const { codeMode } = this.deps;
+    let view: ReturnType<CodeMode["forRun"]> | undefined;
+    const runEnded = new AbortController();
+    const channel = codeMode
+      ? serveRunSocket(
+        join(workDir, MCP_SOCKET),
+        () => view ??= codeMode.forRun(AbortSignal.any([signal, runEnded.signal]), timeoutMs),
+      )
+      : null;
     try {
-      const timeout = AbortSignal.timeout(timeoutMs);
-      const signal = AbortSignal.any([clientSignal, timeout]);
       const outcome = await child.finish({
         outputLimitBytes: config.outputLimitBytes,
         signal,
         ...(options.onOutput ? { onOutput: options.onOutput } : {}),
       });
+      await channel?.close();
       const timedOut = outcome.aborted && timeout.aborted && !clientSignal.aborted;
       const cancelled = outcome.aborted && clientSignal.aborted;
       const stdout = hideWorkDir(outcome.stdout.text, workDir);
@@ -215,6 +231,9 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       if (skipped) result.message = result.message ? `${result.message} ${skipped}` : skipped;
       return result;
     } finally {
+      // Calls the run left in flight end with it.
+      runEnded.abort();
+      channel?.close().catch(() => {});
       release();
       // Cleaning up and refilling the pool happen after the answer is on its way.
       setTimeout(() => {

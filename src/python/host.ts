@@ -109,6 +109,7 @@ async function host(): Promise<void> {
   // Incoming messages.
   const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
   const pendingFetches = new Map<number, (reply: FetchedMessage) => void>();
+  const pendingMcp = new Map<number, (reply: string) => void>();
   const runs: RunMessage[] = [];
   const wake: { runner: (() => void) | null; init: (() => void) | null } = { runner: null, init: null };
   let init: InitMessage | null = null;
@@ -129,6 +130,9 @@ async function host(): Promise<void> {
         } else if (message.type === "fetched") {
           pendingFetches.get(message.id)?.(message);
           pendingFetches.delete(message.id);
+        } else if (message.type === "mcp_result") {
+          pendingMcp.get(message.id)?.(JSON.stringify(message));
+          pendingMcp.delete(message.id);
         }
       }
     }
@@ -187,6 +191,17 @@ async function host(): Promise<void> {
 
   if (config.workspace) mountWorkspace(pyodide, config.workspace.path);
   // A snapshot already holds the helper; otherwise define it now.
+  // Code mode: `from code_runner import mcp`; each request goes to the server, which makes the call.
+  let nextMcpId = 1;
+  (globalThis as unknown as { codeRunnerMcp: (request: string) => Promise<string> }).codeRunnerMcp = (
+    request,
+  ) =>
+    new Promise((resolve) => {
+      const id = nextMcpId++;
+      pendingMcp.set(id, resolve);
+      send({ ...JSON.parse(request), id });
+    });
+  pyodide.runPython(CODE_RUNNER_MODULE);
   const helper =
     (config.snapshotPath
       ? pyodide.runPython("import sys\nsys.modules.get('_code_runner_helper')")
@@ -728,6 +743,72 @@ export async function installFor(
   return outcome;
 }
 
+/** The `code_runner` Python module: `mcp` calls the operator's upstream MCP tools through the server. */
+const CODE_RUNNER_MODULE = `
+import importlib.machinery, json, sys, types
+import js
+
+
+class McpError(Exception):
+    """A code-mode call failed: the tool said so, or the call was refused; \`code\` says which."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+async def _request(message):
+    reply = json.loads(await js.codeRunnerMcp(json.dumps(message)))
+    if not reply.get("ok"):
+        error = reply.get("error") or {}
+        raise McpError(error.get("code"), error.get("message", "the call failed"))
+    return reply.get("value")
+
+
+class _Tool:
+    def __init__(self, server, tool):
+        self._server, self._tool = server, tool
+
+    async def __call__(self, args=None, /, **kwargs):
+        value = await _request({"type": "mcp_call", "server": self._server, "tool": self._tool,
+                                "args": {**(args or {}), **kwargs}})
+        if value.get("isError"):
+            raise McpError("tool_error", value.get("text") or f"{self._server}.{self._tool} returned an error")
+        return value["structured"] if value.get("structured") is not None else value.get("text")
+
+
+class _Named:
+    def __init__(self, make):
+        self._make = make
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._make(name)
+
+    __getitem__ = __getattr__
+
+
+class _Mcp:
+    """\`await mcp.servers.<server>.<tool>(**args)\` gives the structured result (else the text);
+    \`await mcp.call(server, tool, args)\` the whole result; \`await mcp.list()\` the servers and tools."""
+
+    servers = _Named(lambda server: _Named(lambda tool: _Tool(server, tool)))
+
+    async def list(self):
+        return await _request({"type": "mcp_list"})
+
+    async def call(self, server, tool, args=None, /, **kwargs):
+        return await _request({"type": "mcp_call", "server": server, "tool": tool, "args": {**(args or {}), **kwargs}})
+
+
+_module = types.ModuleType("code_runner")
+_module.__spec__ = importlib.machinery.ModuleSpec("code_runner", None)
+_module.mcp = _Mcp()
+_module.McpError = McpError
+sys.modules["code_runner"] = _module
+`;
+
 /** Everything the host runs, in the order it is defined. */
 const HOST_PARTS = [
   newCapture,
@@ -744,5 +825,8 @@ const HOST_PARTS = [
 
 /** The host as a `data:` URL, ready to be the main module of `deno run`. */
 export const HOST_URL = `data:application/javascript,${
-  encodeURIComponent(`${HOST_PARTS.map((part) => part.toString()).join("\n")}\nhost();`)
+  encodeURIComponent(
+    `const CODE_RUNNER_MODULE = ${JSON.stringify(CODE_RUNNER_MODULE)};\n` +
+      `${HOST_PARTS.map((part) => part.toString()).join("\n")}\nhost();`,
+  )
 }`;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { type McpResultMessage, parseSandboxMcpRequest } from "../code_mode_protocol.ts";
 import type { Permissions } from "../permissions.ts";
 import { launchSandboxed } from "../sandbox.ts";
 import type { Child, ChildExit, ProcessGroups } from "../subprocess.ts";
@@ -59,6 +60,8 @@ export class HostExited extends Error {
 /** Handlers for one call's events. */
 export interface CallHandlers {
   onProgress?: (message: string) => void;
+  /** Code mode: answers a request of the running call; null when it has no id to answer. */
+  onMcp?: (request: unknown) => Promise<McpResultMessage | null>;
   /** Bytes the call wrote to stdout or stderr, as they come. */
   onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
   /** Packages are being installed (only sent when there is something to install). */
@@ -246,6 +249,14 @@ export class HostProcess {
       case "done":
         this.#calls.get(message.callId)?.resolve(message);
         break;
+      case "mcp": {
+        // Only the running call may make calls; there is at most one.
+        const handlers = [...this.#calls.values()][0]?.handlers;
+        const answer = handlers?.onMcp?.(message.request) ??
+          Promise.resolve(unavailable(message.request));
+        answer.then((reply) => reply && this.#send(reply), () => {});
+        break;
+      }
       case "fatal":
         this.#fatal ??= message.error.slice(0, 2000);
         this.kill();
@@ -282,4 +293,19 @@ export class HostProcess {
     }
     return tail;
   }
+}
+
+/** The answer to a code-mode request when there is no call to make it for, or no upstream configured. */
+function unavailable(request: unknown): McpResultMessage | null {
+  const { id } = parseSandboxMcpRequest(request);
+  if (id === null) return null;
+  return {
+    type: "mcp_result",
+    id,
+    ok: false,
+    error: {
+      code: "unknown_server",
+      message: "no MCP servers are configured for code mode (the operator sets CODE_RUNNER_MCP_CONFIG)",
+    },
+  };
 }

@@ -7,6 +7,7 @@
  */
 import { removeTree } from "../remove_tree.ts";
 import { join } from "node:path";
+import type { CodeMode } from "../code_mode.ts";
 import type { Config } from "../config.ts";
 import { diskFullMessage } from "../disk_space.ts";
 import type { Logger } from "../log.ts";
@@ -37,6 +38,8 @@ export interface InterpreterContext {
   runsRoot: string;
   groups: ProcessGroups;
   serverEnv: Readonly<Record<string, string | undefined>>;
+  /** The operator's upstream MCP servers, for code mode; null for none. */
+  codeMode?: CodeMode | null;
 }
 
 /** A snapshot file and the sha256 the host checks it against. */
@@ -103,6 +106,7 @@ export class PythonInterpreters {
       installTimeoutMs: config.installTimeoutMs,
       memoryLimitMb: config.pythonMemoryLimitMb,
       diskLimitMb: config.diskLimitMb,
+      codeMode: this.context.codeMode ?? null,
       startHost: (replacing) => this.#hostFor(session, replacing),
     });
     this.#sessions.add(session);

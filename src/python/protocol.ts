@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from "zod";
+import type { McpResultMessage } from "../code_mode_protocol.ts";
 
 /** Sent once, first: how to boot Pyodide. */
 export interface InitMessage {
@@ -57,8 +58,8 @@ export interface FetchedMessage {
   passthrough?: boolean;
 }
 
-/** Every message the server sends. */
-export type ServerMessage = InitMessage | RunMessage | FetchedMessage;
+/** Every message the server sends (code mode's answers are `mcp_result` messages of code_mode_protocol.ts). */
+export type ServerMessage = InitMessage | RunMessage | FetchedMessage | McpResultMessage;
 
 const captured = z.object({ text: z.string(), truncated: z.boolean(), totalBytes: z.number() });
 
@@ -103,7 +104,9 @@ export type HostMessage =
   | { type: "executing"; callId: number }
   | DoneMessage
   | { type: "fatal"; error: string }
-  | { type: "snapshot"; path: string };
+  | { type: "snapshot"; path: string }
+  /** Code mode: a request of the running call (`mcp_list` or `mcp_call`), validated where it is answered. */
+  | { type: "mcp"; request: unknown };
 
 /** Every message a host may send. */
 const hostMessageSchema: z.ZodType<HostMessage> = z.discriminatedUnion("type", [
@@ -146,7 +149,9 @@ const hostMessageSchema: z.ZodType<HostMessage> = z.discriminatedUnion("type", [
 /** Parses one line from a host; `null` for anything that is not a valid message. */
 export function parseHostMessage(line: string): HostMessage | null {
   try {
-    const parsed = hostMessageSchema.safeParse(JSON.parse(line));
+    const value = JSON.parse(line) as { type?: unknown };
+    if (value?.type === "mcp_list" || value?.type === "mcp_call") return { type: "mcp", request: value };
+    const parsed = hostMessageSchema.safeParse(value);
     return parsed.success ? parsed.data : null;
   } catch {
     return null;

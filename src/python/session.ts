@@ -14,6 +14,7 @@
  *
  * @module
  */
+import type { CodeMode } from "../code_mode.ts";
 import { ConcurrencyLimiter } from "../limits.ts";
 import type { Logger } from "../log.ts";
 import type { Runner, RunOptions } from "../runner.ts";
@@ -47,7 +48,6 @@ export interface PythonCall {
 
 /** Settings of a session. */
 export interface PythonSessionOptions {
-  /** Starts a host process (already booted). */
   /** Starts a host (already booted); `replacing` when this session had one before. */
   startHost: (replacing: boolean) => Promise<HostProcess>;
   installTimeoutMs: number;
@@ -57,6 +57,8 @@ export interface PythonSessionOptions {
   logger?: Logger;
   /** Called once when the session is closed. */
   onClose?: () => void;
+  /** The operator's upstream MCP servers, which calls may use (`from code_runner import mcp`). */
+  codeMode?: CodeMode | null;
 }
 
 /** Where a session is in the life of its current call. */
@@ -211,12 +213,25 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
     limitPhase(call.timeoutMs, "timeout");
     if (clientSignal.aborted) onCancel();
     const why = () => (stop.signal.aborted ? stop.signal.reason as StopReason : null);
+    // Code mode: the call's requests are answered by a view bounded by the call's time limit and stop.
+    const { codeMode } = this.options;
+    const callEnded = new AbortController();
+    let view: ReturnType<CodeMode["forRun"]> | undefined;
+    const onMcp = codeMode
+      ? async (request: unknown) =>
+        await (await (view ??= codeMode.forRun(
+          AbortSignal.any([stop.signal, callEnded.signal]),
+          call.timeoutMs,
+        )))
+          .handle(request)
+      : undefined;
     try {
       const done = await host.run(
         { callId: this.#nextCallId++, code: call.code, packages: call.packages },
         {
           ...(onProgress ? { onProgress } : {}),
           ...(onOutput ? { onOutput } : {}),
+          ...(onMcp ? { onMcp } : {}),
           onInstalling: () => {
             if (stop.signal.aborted) return;
             this.#state = "installing";
@@ -239,6 +254,7 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
         diskLimitMb: this.options.diskLimitMb,
       });
     } finally {
+      callEnded.abort();
       clearTimeout(timer);
       clearTimeout(graceTimer);
       clientSignal.removeEventListener("abort", onCancel);

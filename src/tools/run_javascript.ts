@@ -15,7 +15,7 @@ export const registerRunJavascript: ToolRegistration = (server, deps) => {
     "run_javascript",
     {
       title: "Run JavaScript / TypeScript",
-      description: javascriptDescription(config),
+      description: javascriptDescription(config, deps.mcpServers),
       inputSchema: {
         code: codeArgument(config).describe(
           "A JavaScript or TypeScript ES module. Top-level await works. Print results with console.log.",
@@ -44,7 +44,7 @@ export const registerRunJavascript: ToolRegistration = (server, deps) => {
 };
 
 /** The description: teaches a model what it can do under the current configuration. */
-export function javascriptDescription(config: Config): string {
+export function javascriptDescription(config: Config, mcpServers: readonly string[] = []): string {
   const { grants } = config.permissions;
   const imports = ["npm:package@version", "jsr:@scope/package", "node:fs and other Node built-ins"];
   if (grants.import !== "none") {
@@ -81,5 +81,12 @@ export function javascriptDescription(config: Config): string {
         "part with ?offset=N&length=N)."
       : ")."),
     "Clients with MCP tasks may run a long call as a task and poll it instead of waiting.",
+    ...(mcpServers.length
+      ? [
+        `The operator's MCP tools are callable from code (${mcpServers.join(", ")}): ` +
+        "`await mcp.servers.<server>.<tool>({...})` returns the tool's result; `await mcp.list()` lists the " +
+        "tools with their input schemas. Call them in a loop and print only what you need.",
+      ]
+      : []),
   ].join("\n");
 }

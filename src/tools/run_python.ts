@@ -24,7 +24,7 @@ export const registerRunPython: ToolRegistration = (server, deps) => {
     "run_python",
     {
       title: "Run Python",
-      description: pythonDescription(config),
+      description: pythonDescription(config, deps.mcpServers),
       inputSchema: {
         code: codeArgument(config).describe(
           "Python source. Top-level await works. The value of the last expression is returned, like a notebook cell.",
@@ -64,7 +64,7 @@ export const registerRunPython: ToolRegistration = (server, deps) => {
 };
 
 /** The run_python description: its state model, packages and limits under the current configuration. */
-export function pythonDescription(config: Config): string {
+export function pythonDescription(config: Config, mcpServers: readonly string[] = []): string {
   const net = config.permissions.grants.net;
   return [
     `Run Python ${
@@ -97,5 +97,12 @@ export function pythonDescription(config: Config): string {
     "stderr inline (more is cut in the middle, keeping the start and the end" +
     (config.outputKeepMb > 0 ? ", and the whole stream is kept as a resource the result links to" : "") +
     "). Calls in a session run one at a time, also as MCP tasks.",
+    ...(mcpServers.length
+      ? [
+        `The operator's MCP tools are callable from code (${mcpServers.join(", ")}): ` +
+        "`from code_runner import mcp`, then `await mcp.servers.<server>.<tool>(**args)`; `await mcp.list()` " +
+        "lists the tools with their input schemas. Call them in a loop and print only what you need.",
+      ]
+      : []),
   ].join("\n");
 }

@@ -35,6 +35,8 @@ export interface ToolDeps {
   outputs: SessionOutputs;
   /** This session's tasks (task-augmented calls). */
   tasks: RunTasks;
+  /** Code mode: the upstream MCP servers runs may call (empty when none is configured). */
+  mcpServers: readonly string[];
 }
 
 /** A tool file's one export: registers the tool on a server. */

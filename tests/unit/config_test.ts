@@ -83,3 +83,33 @@ Deno.test("loadConfig() reads the workspace and HTTP settings", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("loadConfig() checks the CODE_RUNNER_MCP_CONFIG file at start and keeps only its path", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    assert.equal(loadConfig({}).mcpConfigPath, null);
+    await Deno.writeTextFile(
+      file,
+      '{"mcpServers": {"notes": {"command": "notes", "env": {"TOKEN": "s3cret-v"}}}}',
+    );
+    const config = loadConfig({ CODE_RUNNER_MCP_CONFIG: file });
+    assert.equal(config.mcpConfigPath, file);
+    // Security: the upstreams' secrets stay in the file, out of the config object that is passed around.
+    assert.ok(!JSON.stringify(config).includes("s3cret-v"));
+    await Deno.writeTextFile(file, '{"mcpServers": {"notes": {"url": "ftp://h/"}}}');
+    assert.throws(() => loadConfig({ CODE_RUNNER_MCP_CONFIG: file }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(
+        error.message,
+        /^CODE_RUNNER_MCP_CONFIG \(.*\): mcpServers\.notes\.url must be an http\(s\) URL$/,
+      );
+      return true;
+    });
+    assert.throws(
+      () => loadConfig({ CODE_RUNNER_MCP_CONFIG: `${file}.missing` }),
+      /CODE_RUNNER_MCP_CONFIG cannot be read/,
+    );
+  } finally {
+    await Deno.remove(file);
+  }
+});

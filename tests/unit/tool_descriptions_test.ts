@@ -18,7 +18,15 @@ Deno.test("tool descriptions stay under 2,048 characters and start with what the
   for (const [name, env] of Object.entries(CONFIGS)) {
     await t.step(name, () => {
       const config = loadConfig(env);
-      for (const description of [javascriptDescription(config), pythonDescription(config)]) {
+      const servers = ["github", "search", "notes"];
+      for (
+        const description of [
+          javascriptDescription(config),
+          pythonDescription(config),
+          javascriptDescription(config, servers),
+          pythonDescription(config, servers),
+        ]
+      ) {
         assert.ok(description.length < 2048, `${description.length} characters:\n${description}`);
         assert.match(description, /^Run (JavaScript|Python)/);
       }
@@ -34,4 +42,14 @@ Deno.test("tool descriptions mention kept output only when the server keeps it",
   assert.doesNotMatch(javascriptDescription(keepsNothing), /kept as/);
   assert.doesNotMatch(pythonDescription(keepsNothing), /kept as/);
   assert.match(javascriptDescription(keeps), /the start and the end are shown/);
+});
+
+Deno.test("with upstream MCP servers configured, both descriptions say how to call and list them", () => {
+  const config = loadConfig({});
+  assert.doesNotMatch(javascriptDescription(config), /mcp\./);
+  const js = javascriptDescription(config, ["github", "notes"]);
+  assert.match(js, /\(github, notes\)/);
+  assert.match(js, /mcp\.servers\.<server>\.<tool>/);
+  assert.match(js, /mcp\.list\(\)/);
+  assert.match(pythonDescription(config, ["notes"]), /from code_runner import mcp/);
 });
