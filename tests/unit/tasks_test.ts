@@ -53,6 +53,7 @@ async function withServer(
     },
     outputs: kept.session(),
     tasks,
+    mcpServers: [],
   });
   const client = new Client({ name: "tasks-test", version: "0" });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
