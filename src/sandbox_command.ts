@@ -60,9 +60,11 @@ export type SandboxProfile = JavaScriptProfile | PythonHostProfile | SnapshotBui
  * ```ts
  * import { parsePermissionArgs } from "./permissions.ts";
  * const args = sandboxCommand({
- *   profile: "javascript", permissions: parsePermissionArgs(""), workDir: "/t/r/js-1", runsRoot: "/t/r",
- *   sharedCaches: ["/c"], workspace: null, memoryLimitMb: 512, origin: "https://x.invalid", main: "data:,",
+ *   profile: "javascript", permissions: parsePermissionArgs("--allow-read"), workDir: "/t/r/js-1",
+ *   runsRoot: "/t/r", sharedCaches: ["/c"], workspace: null, memoryLimitMb: 512, origin: "https://x.invalid",
+ *   main: "data:,",
  * });
+ * // A broad grant reaches the server's directories, so they are denied: other runs stay hidden.
  * if (!args.includes("--deny-read=/t/r")) throw new Error("other runs must stay hidden");
  * ```
  */

@@ -140,10 +140,13 @@ interface SharedDownload<T> {
  *
  * @example
  * ```ts
- * const broker = new PackageBroker({ cacheDir, sources, distributionHashes });
- * const session = broker.session(); // one per Python host: its own download cap
- * const { path } = await session.fetch("https://pypi.org/simple/attrs/", { accept: "text/html" });
- * session.close();
+ * async function example(options: ConstructorParameters<typeof PackageBroker>[0]) {
+ *   const broker = new PackageBroker(options);
+ *   const session = broker.session(); // one per Python host: its own download cap
+ *   const { path } = await session.fetch("https://pypi.org/simple/attrs/", { accept: "text/html" });
+ *   session.close();
+ *   return path;
+ * }
  * ```
  */
 export class PackageBroker {
