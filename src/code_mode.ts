@@ -66,3 +66,52 @@ export class CodeMode {
     );
   }
 }
+
+/** Requests one run may send on its channel, calls, lists and malformed ones alike. */
+export const MAX_REQUESTS_PER_RUN = 1000;
+/** Requests of one run answered at once; more wait (a socket is not read meanwhile) or are refused. */
+export const MAX_REQUESTS_IN_FLIGHT = 8;
+
+/**
+ * Bounds what one run's channel may cost the server: requests in flight and requests in all. Security: a
+ * run that floods its channel (malformed lines, lists, calls) must not starve other runs of the event loop.
+ */
+export class RequestGate {
+  #inFlight = 0;
+  #total = 0;
+  #waiting: Array<() => void> = [];
+
+  /** Whether the run has used its whole budget of requests. */
+  get spent(): boolean {
+    return this.#total >= MAX_REQUESTS_PER_RUN;
+  }
+
+  /** A slot for one request, waiting while the run has the most in flight; null once the budget is spent. */
+  async acquire(): Promise<(() => void) | null> {
+    if (this.spent) return null;
+    this.#total++;
+    while (this.#inFlight >= MAX_REQUESTS_IN_FLIGHT) {
+      await new Promise<void>((wake) => this.#waiting.push(wake));
+    }
+    return this.#take();
+  }
+
+  /** A slot now, or why there is none (for a channel that cannot wait: the Python host's pipe). */
+  tryAcquire(): (() => void) | "busy" | "spent" {
+    if (this.spent) return "spent";
+    if (this.#inFlight >= MAX_REQUESTS_IN_FLIGHT) return "busy";
+    this.#total++;
+    return this.#take();
+  }
+
+  #take(): () => void {
+    this.#inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#inFlight--;
+      this.#waiting.shift()?.();
+    };
+  }
+}

@@ -14,7 +14,8 @@
  *
  * @module
  */
-import type { CodeMode } from "../code_mode.ts";
+import { type CodeMode, MAX_REQUESTS_IN_FLIGHT, MAX_REQUESTS_PER_RUN, RequestGate } from "../code_mode.ts";
+import { type McpResultMessage, parseSandboxMcpRequest } from "../code_mode_protocol.ts";
 import { ConcurrencyLimiter } from "../limits.ts";
 import type { Logger } from "../log.ts";
 import type { Runner, RunOptions } from "../runner.ts";
@@ -217,13 +218,19 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
     const { codeMode } = this.options;
     const callEnded = new AbortController();
     let view: ReturnType<CodeMode["forRun"]> | undefined;
+    // Security: the call's channel is bounded like a JavaScript run's (requests in flight and in all).
+    const gate = new RequestGate();
     const onMcp = codeMode
-      ? async (request: unknown) =>
-        await (await (view ??= codeMode.forRun(
-          AbortSignal.any([stop.signal, callEnded.signal]),
-          call.timeoutMs,
-        )))
-          .handle(request)
+      ? async (request: unknown) => {
+        const release = gate.tryAcquire();
+        if (typeof release === "string") return refusedRequest(request, release);
+        try {
+          view ??= codeMode.forRun(AbortSignal.any([stop.signal, callEnded.signal]), call.timeoutMs);
+          return await (await view).handle(request);
+        } finally {
+          release();
+        }
+      }
       : undefined;
     try {
       const done = await host.run(
@@ -302,4 +309,21 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
       await host.exited;
     }
   }
+}
+
+/** The answer to a code-mode request the call may not send now (too many in flight) or at all (budget spent). */
+function refusedRequest(request: unknown, why: "busy" | "spent"): McpResultMessage | null {
+  const { id } = parseSandboxMcpRequest(request);
+  if (id === null) return null;
+  return {
+    type: "mcp_result",
+    id,
+    ok: false,
+    error: {
+      code: "limit_exceeded",
+      message: why === "busy"
+        ? `more than ${MAX_REQUESTS_IN_FLIGHT} MCP requests at once; await some before sending more`
+        : `this call sent ${MAX_REQUESTS_PER_RUN} requests to its MCP channel, the most a call may send`,
+    },
+  };
 }

@@ -170,6 +170,32 @@ Deno.test("code mode: runs call the operator's MCP tools, and their secrets stay
       assert.match(big.result.stdout, /^true .*(bytes|limit)/i, big.text);
     });
 
+    await t.step(
+      "a flood on the channel is cut off at the run's budget; the server keeps serving",
+      async () => {
+        const flood = server.js(
+          `const c = await Deno.connect({ transport: "unix", path: Deno.cwd() + "/.mcp.sock" });\n` +
+            `c.write(new TextEncoder().encode('{"id":1}\\n'.repeat(16000))).catch(() => {});\n` +
+            `let replies = 0;\ntry {\n  for await (const chunk of c.readable) replies += new TextDecoder().decode(chunk).split("\\n").length - 1;\n} catch { /* the server closed the channel */ }\n` +
+            `console.log(replies);`,
+          { timeoutMs: 60_000 },
+        );
+        const other = await server.js("console.log(6 * 7)");
+        assert.equal(other.result.stdout, "42\n");
+        const { result, text } = await flood;
+        assert.equal(result.status, "ok", text);
+        assert.ok(Number(result.stdout) <= 1001, `${result.stdout} replies: the budget did not hold`);
+      },
+    );
+
+    await t.step("Python: many calls at once are queued, not refused", async () => {
+      const { result, text } = await server.py(
+        "import asyncio\nfrom code_runner import mcp\n" +
+          "out = await asyncio.gather(*[mcp.servers.notes.echo(text=str(i)) for i in range(20)])\n''.join(out)",
+      );
+      assert.equal(result.result, `'${Array.from({ length: 20 }, (_, i) => i).join("")}'`, text);
+    });
+
     await t.step("a run cannot reach another run's channel", async () => {
       const { result, text } = await server.js(
         `const dirs = [];\ntry { for (const e of Deno.readDirSync("..")) dirs.push(e.name); } catch (e) { console.log(e.name); }`,
