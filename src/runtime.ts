@@ -6,6 +6,7 @@
  * @module
  */
 import { removeTree } from "./remove_tree.ts";
+import { emitCacheDir } from "./sandbox.ts";
 import { dirname, join } from "node:path";
 import { CodeMode } from "./code_mode.ts";
 import type { Config } from "./config.ts";
@@ -118,6 +119,7 @@ export async function createRuntime(
         ]);
         groups.killAll();
         await removeTree(runsRoot);
+        await removeTree(emitCacheDir(denoDir, runsRoot));
       })();
       return closing;
     },

@@ -7,6 +7,8 @@
  */
 import { childEnv } from "./child_env.ts";
 import { originStorageDirs, privateOrigin, removeOriginStorage } from "./origin_storage.ts";
+import { join } from "node:path";
+import { removeTree } from "./remove_tree.ts";
 import { sandboxCommand, type SandboxProfile } from "./sandbox_command.ts";
 import { Child, type ProcessGroups } from "./subprocess.ts";
 
@@ -80,13 +82,22 @@ export function launchSandboxed(spec: SandboxSpec, options: LaunchOptions): Chil
     ...(diskLimitBytes
       ? {
         diskLimit: {
-          dirs: [spec.workDir, ...originStorageDirs(options.denoDir, origin)],
+          dirs: [
+            spec.workDir,
+            ...originStorageDirs(options.denoDir, origin),
+            emitCacheDir(options.denoDir, spec.workDir),
+          ],
           limitBytes: diskLimitBytes,
           limitEntries: DISK_ENTRY_LIMIT,
         },
       }
       : {}),
-    afterExit: () => removeOriginStorage(options.denoDir, origin),
+    // What Deno itself wrote for the process outside its permissions goes with it: web storage, and the
+    // emit cache of TypeScript it loaded from its directory (which holds that source, in a source map).
+    afterExit: async () => {
+      await removeOriginStorage(options.denoDir, origin);
+      await removeTree(emitCacheDir(options.denoDir, spec.workDir));
+    },
   });
 }
 
@@ -112,4 +123,9 @@ function which(name: string): string | null {
     }
   }
   return null;
+}
+
+/** Where Deno keeps the transpiled TypeScript of modules under `dir` (with their source, in a source map). */
+export function emitCacheDir(denoDir: string, dir: string): string {
+  return join(denoDir, "gen", "file", dir);
 }

@@ -27,8 +27,11 @@ export interface JavaScriptProfile extends CommonPaths {
   workspace: { path: string; writable: boolean } | null;
   /** Code mode's socket for this run (its only way to the server), when the operator configured upstreams. */
   mcpSocket?: string;
-  /** Links in the workspace that lead out of it: denied, so a run never leaves the workspace through one. */
+  /** Links in the workspace that lead out of it (and links to directories): denied, so a run never leaves
+   * the workspace through one. */
   workspaceLinksOut?: readonly string[];
+  /** Directories holding a link that leads out: not writable, so they cannot be renamed (see workspace_links.ts). */
+  workspaceLinkHolders?: readonly string[];
   memoryLimitMb: number;
 }
 
@@ -138,8 +141,11 @@ function javascriptFlags(spec: JavaScriptProfile): string[] {
   // Security: the operating system follows a link after Deno checked its path; deny the link itself.
   const links = linkDenials(spec.workspace ? spec.workspaceLinksOut ?? [] : []);
   // Security: even with broad grants a run cannot see other runs nor write what later runs load.
+  // Deno keeps other runs' transpiled code (with its source) and web storage in its cache directory.
+  const cacheData = sharedCaches.flatMap((cache) => [`${cache}/gen`, `${cache}/location_data`]);
   const denyRead = [
     ...(reaches("read", runsRoot) ? [runsRoot] : []),
+    ...cacheData.filter((path) => reaches("read", path)),
     ...scoped("--deny-read"),
     ...links,
   ];
@@ -148,6 +154,7 @@ function javascriptFlags(spec: JavaScriptProfile): string[] {
     ...sharedCaches.filter((cache) => reaches("write", cache)),
     ...scoped("--deny-write"),
     ...links,
+    ...(spec.workspace?.writable ? linkDenials(spec.workspaceLinkHolders ?? []) : []),
   ];
   return [
     ...flags.filter((flag) => !/^--deny-(read|write)=/.test(flag)),

@@ -105,6 +105,7 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
     const workDir = await Deno.makeTempDir({ dir: runsRoot, prefix: "js-" });
     await Deno.mkdir(join(workDir, OUTPUT_DIR));
     const grant = config.permissions.grants.env;
+    const linkDenials = await this.#workspaceLinks?.current();
     const child = launchSandboxed({
       profile: "javascript",
       permissions: config.permissions,
@@ -112,7 +113,9 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       runsRoot,
       sharedCaches: [denoDir],
       workspace: config.workspace,
-      workspaceLinksOut: await this.#workspaceLinks?.current() ?? [],
+      ...(linkDenials
+        ? { workspaceLinksOut: linkDenials.links, workspaceLinkHolders: linkDenials.holders }
+        : {}),
       ...(this.deps.codeMode ? { mcpSocket: join(workDir, MCP_SOCKET) } : {}),
       memoryLimitMb: config.memoryLimitMb,
       main: LAUNCHER_URL,
@@ -137,6 +140,9 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
     } catch {
       return emptyResult("cancelled", "Cancelled by the client before the run started.");
     }
+    // The directories of runs that just ended are removed before this one needs space, and before the free
+    // space is judged.
+    await Promise.all(this.#cleanups);
     const full = await diskFullMessage(this.deps.runsRoot);
     if (full) {
       release();
@@ -144,8 +150,6 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
     }
     let launcher: ReadyLauncher | undefined;
     try {
-      // The directories of runs that just ended are removed before this one needs space.
-      await Promise.all(this.#cleanups);
       launcher = await this.#pool.take();
       // Synchronous: a few bytes to a local file, and one event-loop hop less on every run.
       Deno.writeTextFileSync(join(launcher.workDir, USER_MODULE), code);

@@ -81,9 +81,13 @@ Deno.test("a link in the workspace never leads a run out of it, in either tool",
   await Deno.symlink(join(outside, "secret.txt"), join(workspace, "file-link"));
   await Deno.symlink(outside, join(workspace, "dir-link"));
   await Deno.symlink(join(workspace, "inside.txt"), join(workspace, "inner-link"));
+  // A link out one directory down, and a link inside the workspace to that directory.
+  await Deno.mkdir(join(workspace, "sub"));
+  await Deno.symlink(join(outside, "secret.txt"), join(workspace, "sub", "out"));
+  await Deno.symlink(join(workspace, "sub"), join(workspace, "sub-link"));
   const server = await startServer({ CODE_RUNNER_WORKSPACE: workspace, CODE_RUNNER_WORKSPACE_MODE: "rw" });
   try {
-    for (const link of ["file-link", "dir-link/secret.txt"]) {
+    for (const link of ["file-link", "dir-link/secret.txt", "sub/out", "sub-link/out"]) {
       const js = await server.js(
         `console.log(Deno.readTextFileSync(${JSON.stringify(join(workspace, link))}))`,
       );
@@ -93,6 +97,15 @@ Deno.test("a link in the workspace never leads a run out of it, in either tool",
       assert.equal(py.isError, true, `Python followed ${link}: ${py.text}`);
       assert.ok(!py.text.includes(secret));
     }
+    // In a writable workspace, renaming the directory that holds a link out does not give it a new name.
+    const renamed = await server.js(
+      `Deno.renameSync(${JSON.stringify(join(workspace, "sub"))}, ${
+        JSON.stringify(join(workspace, "sub2"))
+      });\n` +
+        `console.log(Deno.readTextFileSync(${JSON.stringify(join(workspace, "sub2", "out"))}));`,
+    );
+    assert.equal(renamed.isError, true, renamed.text);
+    assert.ok(!renamed.text.includes(secret));
     const write = await server.js(
       `Deno.writeTextFileSync(${JSON.stringify(join(workspace, "dir-link", "planted.txt"))}, "x")`,
     );

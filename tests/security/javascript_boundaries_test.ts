@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DOWNLOAD_SETTINGS } from "../../src/child_env.ts";
-import { connectionCanary, startServer, type TestServer } from "../_helpers.ts";
+import { connectionCanary, eventually, startServer, type TestServer } from "../_helpers.ts";
 
 const SECRET_FILE_TEXT = `canary-file-${crypto.randomUUID()}`;
 const SECRET_ENV_TEXT = `canary-env-${crypto.randomUUID()}`;
@@ -78,6 +78,35 @@ Deno.test("run_javascript with broad file access still cannot reach other runs, 
       const first = await slow;
       assert.equal(first.result.status, "ok");
     });
+
+    await t.step(
+      "a run cannot read other runs' code from Deno's emit cache, and leaves none there",
+      async () => {
+        const first = await server.js(
+          `Deno.writeTextFileSync("lib.ts", "export const secret: string = 'emit-${SECRET_ENV_TEXT.length}';");\n` +
+            `console.log((await import("./lib.ts")).secret, Deno.cwd());`,
+        );
+        assert.equal(first.result.status, "ok", first.text);
+        const workDir = first.result.stdout.trim().split(" ")[1] as string;
+        const denoDir = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
+        const emitted = join(denoDir, "gen", "file", workDir);
+        assert.ok(
+          await eventually(() => {
+            try {
+              Deno.statSync(emitted);
+              return false;
+            } catch {
+              return true;
+            }
+          }),
+          `the run's emitted code stayed at ${emitted}`,
+        );
+        const peek = await server.js(
+          `console.log([...Deno.readDirSync(Deno.env.get("DENO_DIR") + "/gen")].length)`,
+        );
+        assert.equal(peek.isError, true, `a run listed the emit cache: ${peek.text}`);
+      },
+    );
 
     await t.step("a run cannot write into Deno's shared module cache", async () => {
       const { result, isError } = await server.js(

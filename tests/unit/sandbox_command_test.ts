@@ -47,11 +47,14 @@ Deno.test("a JavaScript run gets the operator's grants plus its own directory, n
       "--allow-read=/",
       "--allow-write=/",
       ...jsOwn,
-      "--deny-read=/t/runs",
+      "--deny-read=/t/runs,/cache/deno/gen,/cache/deno/location_data",
       "--deny-write=/t/runs,/cache/deno",
     ]],
     // Every denial of a kind in one flag, the runs root first (Deno 2.9 misjudges other arrangements).
-    ["-R --deny-read=/etc", ["--allow-read=/", ...jsOwn, "--deny-read=/t/runs,/etc"]],
+    [
+      "-R --deny-read=/etc",
+      ["--allow-read=/", ...jsOwn, "--deny-read=/t/runs,/cache/deno/gen,/cache/deno/location_data,/etc"],
+    ],
     ["--allow-read=/t --allow-write=/cache --deny-write=/cache/keep", [
       "--allow-read=/t",
       "--allow-write=/cache",
