@@ -1,17 +1,19 @@
 /**
- * `deno task bench`: measures the real server (stdio, SDK client, as users run it) against plain baselines
- * in the same run, prints one table with p50/p95/max, the baseline and the ratio against each target, and
- * writes the same numbers to bench/results.json. See bench/README.md.
+ * `deno task bench`: measures the real server (stdio and Streamable HTTP, SDK client, as users run it)
+ * against plain baselines in the same run, prints one table with p50/p95/max, the baseline and the ratio
+ * against each target, and writes the same numbers to bench/results.json. See bench/README.md.
  */
 // @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/index"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/stdio"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { serverEnv, startServer, type TestServer } from "../tests/_helpers.ts";
+import { connect, py as httpPy, startHttp, TOKEN } from "../tests/_http.ts";
 
 const here = (path: string) => new URL(path, import.meta.url).pathname;
 const SPACING_MS = 100;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const log = (text: string) => console.error(text);
 
 interface Stats {
   n: number;
@@ -32,49 +34,77 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - start;
 }
 
+/** `rounds` calls of `fn` one after another, `spacing` ms apart (0: back to back). */
 async function sample(rounds: number, fn: () => Promise<unknown>, spacing = SPACING_MS): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < rounds; i++) {
     out.push(await timed(fn));
+    if (spacing) await sleep(spacing);
+  }
+  return out;
+}
+
+/** `bursts` times `width` calls of `fn` at once, `spacing` ms apart; each call's own time is a sample. */
+async function sampleBursts(
+  bursts: number,
+  width: number,
+  fn: (i: number) => Promise<unknown>,
+  spacing = 300,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let b = 0; b < bursts; b++) {
+    out.push(...await Promise.all(Array.from({ length: width }, (_, i) => timed(() => fn(i)))));
     await sleep(spacing);
   }
   return out;
 }
 
-/** Resident memory of a process and all its descendants, in MiB (Linux). */
-function treeRssMiB(root: number): number {
+/** Memory of a process tree in MiB (Linux): resident, proportional (shared pages split) and private. */
+interface TreeMemory {
+  rss: number;
+  pss: number;
+  private: number;
+  processes: number;
+}
+
+function treeMemory(root: number): TreeMemory {
   const children = new Map<number, number[]>();
-  const rss = new Map<number, number>();
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const pid = Number(entry.name);
-      const ppid = Number(fields[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-      rss.set(pid, Number(fields[21]) * 4096);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry.name)]);
     } catch {
       // Gone.
     }
   }
-  let total = 0;
+  const total: TreeMemory = { rss: 0, pss: 0, private: 0, processes: 0 };
   const stack = [root];
   while (stack.length) {
     const pid = stack.pop() as number;
-    total += rss.get(pid) ?? 0;
     stack.push(...(children.get(pid) ?? []));
+    try {
+      const rollup = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+      const kib = (key: string) => Number(rollup.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1] ?? 0);
+      total.rss += kib("Rss") / 1024;
+      total.pss += kib("Pss") / 1024;
+      total.private += (kib("Private_Clean") + kib("Private_Dirty")) / 1024;
+      total.processes++;
+    } catch {
+      // Gone.
+    }
   }
-  return total / 1024 / 1024;
+  return total;
 }
 
 function watchPeak(pid: number): { stop(): number } {
   let peak = 0;
-  const timer = setInterval(() => peak = Math.max(peak, treeRssMiB(pid)), 50);
+  const timer = setInterval(() => peak = Math.max(peak, treeMemory(pid).rss), 100);
   return {
     stop() {
       clearInterval(timer);
-      return Math.max(peak, treeRssMiB(pid));
+      return Math.max(peak, treeMemory(pid).rss);
     },
   };
 }
@@ -91,9 +121,26 @@ async function connectInProcessBaseline(): Promise<{ client: Client; close(): Pr
   return { client, close: () => client.close() };
 }
 
-const rows: Array<
-  { scenario: string; ours: Stats; baseline?: Stats; ratio?: number; target: string; met?: boolean }
-> = [];
+/** A bare `deno run` of a one-line file, as a user without this server would run it. */
+function bareDenoRun(file: string): () => Promise<unknown> {
+  return async () => {
+    const { success } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", file],
+      stdout: "null",
+    }).output();
+    if (!success) throw new Error("bare deno run failed");
+  };
+}
+
+interface Row {
+  scenario: string;
+  ours: Stats;
+  baseline: Stats;
+  ratio: number;
+  target: string;
+  met: boolean;
+}
+const rows: Row[] = [];
 const notes: Record<string, unknown> = {};
 
 /** Adds a table row comparing `ours` with `baseline`; `met` judges the ratio (and our stats). */
@@ -108,12 +155,20 @@ function addRow(
   const ratio = ours.p50 / baseline.p50;
   rows.push({ scenario, ours, baseline, ratio, target, met: met(ratio, ours) });
 }
-const log = (text: string) => console.error(text);
+
+/** Settings passed on to every server the bench starts (a private package cache keeps its snapshot apart). */
+const benchEnv: Record<string, string> = {};
+for (const name of ["CODE_RUNNER_PACKAGE_CACHE_DIR"]) {
+  const value = Deno.env.get(name);
+  if (value !== undefined) benchEnv[name] = value;
+}
+const loadAverage = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+notes.loadAverageAtStart = loadAverage();
 
 // The snapshot and caches are built by a first start, as after an install; that start is not measured.
 log("warming up (first start builds the Python snapshot)…");
 {
-  const first = await startServer();
+  const first = await startServer(benchEnv);
   await first.py("print(1)");
   await first.js("console.log(1)");
   await first.close();
@@ -122,7 +177,7 @@ log("warming up (first start builds the Python snapshot)…");
 // 1. Python cold start: server spawn → first run_python result of print(1).
 log("python cold start…");
 const cold = await sample(5, async () => {
-  const server = await startServer();
+  const server = await startServer(benchEnv);
   const { result } = await server.py("print(1)");
   if (result.stdout !== "1\n") throw new Error(`cold start gave ${JSON.stringify(result)}`);
   await server.close();
@@ -137,11 +192,13 @@ const plain = await sample(3, async () => {
 }, 500);
 addRow("python cold start", cold, plain, "≤ 1/7 (0.143) of plain loadPyodide", (r) => r <= 1 / 7);
 
-const server: TestServer = await startServer();
+const server: TestServer = await startServer(benchEnv);
 await server.py("print(1)");
 await server.js("console.log(1)");
-await sleep(1000);
-notes.idleRssMiB = Math.round(treeRssMiB(server.pid));
+// Long enough for the Python host's garbage collection when idle.
+await sleep(3000);
+const idle = treeMemory(server.pid);
+notes.idleTree = idle;
 const peak = watchPeak(server.pid);
 
 // 2. Restart after a killed Python process.
@@ -152,7 +209,7 @@ const restarts = await sample(5, async () => {
 }, 300);
 addRow("python restart (reset)", restarts, plain, "≤ 1/7 (0.143) of plain loadPyodide", (r) => r <= 1 / 7);
 
-// 3. Warm Python call against an in-process Pyodide behind the same MCP client.
+// 3. Warm Python call; an in-process Pyodide behind the same MCP client is context, not a target.
 log("python warm calls…");
 const warm = await sample(60, () => server.py("1+1"), 5);
 const inProcess = await connectInProcessBaseline();
@@ -167,77 +224,124 @@ addRow(
   "python warm call (1+1)",
   warm,
   warmBaseline,
-  "p50 ≤ 5 ms and ≤ 1.5× in-process Pyodide",
-  (r, o) => o.p50 <= 5 && r <= 1.5,
+  "p50 ≤ 3 ms (baseline: in-process)",
+  (_r, o) => o.p50 <= 3,
 );
 
-// 4. JavaScript call against a bare `deno run` of the same code.
+// 4. JavaScript calls against bare `deno run` processes of the same code, called the same way.
 log("javascript calls…");
 const dir = await Deno.makeTempDir();
-await Deno.writeTextFile(`${dir}/one.ts`, "console.log(1)");
-const jsCalls = await sample(40, () => server.js("console.log(1)"));
-const bare = await sample(
-  40,
-  () =>
-    new Deno.Command(Deno.execPath(), { args: ["run", "--no-config", `${dir}/one.ts`], stdout: "null" })
-      .output(),
+const oneFile = `${dir}/one.ts`;
+await Deno.writeTextFile(oneFile, "console.log(1)");
+const bare = bareDenoRun(oneFile);
+const js = async (i = 0) => {
+  const { result } = await server.js(`console.log(${i} * 2)`);
+  if (result.stdout !== `${i * 2}\n`) throw new Error(`JS call gave ${JSON.stringify(result)}`);
+};
+await bare();
+addRow(
+  "javascript, calls 100 ms apart",
+  await sample(40, () => js()),
+  await sample(40, bare),
+  "≤ 0.4× bare deno run",
+  (r) => r <= 0.4,
+);
+await sleep(1000);
+addRow(
+  "javascript, back to back",
+  await sample(40, () => js(), 0),
+  await sample(40, bare, 0),
+  "≤ 0.4× bare deno run",
+  (r) => r <= 0.4,
+);
+await sleep(1000);
+addRow(
+  "javascript, 4 in flight (per call)",
+  await sampleBursts(10, 4, js),
+  await sampleBursts(10, 4, bare),
+  "≤ 0.4× bare deno run ×4",
+  (r) => r <= 0.4,
+);
+await sleep(1000);
+
+// 5. Throughput: 16 JavaScript calls at once against 16 bare processes started at once (wall time).
+log("throughput…");
+const sixteen = (fn: (i: number) => Promise<unknown>) =>
+  sample(5, () => Promise.all(Array.from({ length: 16 }, (_, i) => fn(i))), 500);
+addRow(
+  "javascript, 16 at once (wall)",
+  await sixteen(js),
+  await sixteen(bare),
+  "≤ 0.6× 16 bare deno runs",
+  (r) => r <= 0.6,
 );
 await Deno.remove(dir, { recursive: true });
-addRow("javascript call (console.log(1))", jsCalls, bare, "≤ 0.4× bare deno run", (r) => r <= 0.4);
-
-// 5. Throughput: 16 concurrent JS calls; 4 concurrent Python sessions.
-log("throughput…");
-const jsWall = await timed(async () => {
-  const results = await Promise.all(Array.from({ length: 16 }, (_, i) => server.js(`console.log(${i} * 2)`)));
-  results.forEach(({ result }, i) => {
-    if (result.stdout !== `${i * 2}\n`) throw new Error(`JS call ${i} gave ${JSON.stringify(result)}`);
-  });
-});
-const sessions = await Promise.all([0, 1, 2, 3].map(() => startServer()));
-await Promise.all(sessions.map((s) => s.py("0")));
-const pyWall = await timed(async () => {
-  const results = await Promise.all(sessions.map((s, i) => s.py(`sum(range(${i} * 1000))`)));
-  results.forEach(({ result }, i) => {
-    const expected = String((i * 1000) * (i * 1000 - 1) / 2);
-    if (result.result !== expected) throw new Error(`Python session ${i} gave ${JSON.stringify(result)}`);
-  });
-});
-await Promise.all(sessions.map((s) => s.close()));
-notes.throughput = { js16ConcurrentWallMs: Math.round(jsWall), python4SessionsWallMs: Math.round(pyWall) };
-notes.peakRssMiB = Math.round(peak.stop());
+notes.peakTreeRssMiB = Math.round(peak.stop());
 await server.close();
+
+// 6. Memory per session: 1, 4 and 8 HTTP sessions, each with an interpreter that ran Python.
+log("memory per HTTP session…");
+const http = await startHttp({ ...benchEnv, CODE_RUNNER_HTTP_TOKEN: TOKEN });
+const perSession: Array<{ sessions: number } & TreeMemory> = [];
+try {
+  if (!http.url) throw new Error(`the HTTP server did not start: ${http.text}`);
+  const url = http.url;
+  const clients: Client[] = [];
+  for (const count of [1, 4, 8]) {
+    while (clients.length < count) {
+      const client = await connect(url);
+      const { result } = await httpPy(client, "print(1)");
+      if (result.stdout !== "1\n") throw new Error(`HTTP session gave ${JSON.stringify(result)}`);
+      clients.push(client);
+    }
+    // Long enough for every host's garbage collection when idle.
+    await sleep(3000);
+    perSession.push({ sessions: count, ...treeMemory(http.child.pid) });
+  }
+  await Promise.all(clients.map((client) => client.close()));
+} finally {
+  await http.stop();
+}
+const first = perSession[0] as TreeMemory, last = perSession[perSession.length - 1] as TreeMemory;
+const slope = (key: keyof TreeMemory) => (last[key] - first[key]) / (8 - 1);
+notes.memoryPerSession = {
+  trees: perSession,
+  slopeMiB: { rss: slope("rss"), pss: slope("pss"), private: slope("private") },
+};
+notes.loadAverageAtEnd = loadAverage();
 
 // The table.
 const fmt = (n: number) => n.toFixed(1).padStart(8);
+const mib = (n: number) => `${Math.round(n)}`;
+const met = (ok: boolean) => ok ? "✓ met" : "✗ not met";
 const lines = [
-  `${"scenario".padEnd(34)}${"p50".padStart(8)}${"p95".padStart(8)}${
+  `${"scenario".padEnd(36)}${"p50".padStart(8)}${"p95".padStart(8)}${
     "max".padStart(8)
-  }   baseline p50  ratio   target`,
+  }  baseline p50  ratio  target`,
 ];
 for (const row of rows) {
   lines.push(
-    `${row.scenario.padEnd(34)}${fmt(row.ours.p50)}${fmt(row.ours.p95)}${fmt(row.ours.max)}   ${
-      row.baseline ? fmt(row.baseline.p50) : "       -"
-    }     ${row.ratio?.toFixed(3) ?? "-"}   ${row.target} ${row.met ? "✓ met" : "✗ not met"}`,
+    `${row.scenario.padEnd(36)}${fmt(row.ours.p50)}${fmt(row.ours.p95)}${fmt(row.ours.max)}  ${
+      fmt(row.baseline.p50)
+    }     ${row.ratio.toFixed(3)}  ${row.target} ${met(row.met)}`,
   );
 }
 lines.push(
-  `throughput: 16 concurrent JS calls ${
-    notes.throughput && (notes.throughput as { js16ConcurrentWallMs: number }).js16ConcurrentWallMs
-  } ms wall; ` +
-    `4 concurrent Python sessions ${
-      (notes.throughput as { python4SessionsWallMs: number }).python4SessionsWallMs
-    } ms wall (all correct)`,
+  `memory, idle tree (Python warm): ${mib(idle.rss)} MiB RSS, ${
+    mib(idle.pss)
+  } MiB PSS in ${idle.processes} ` +
+    `processes (target ≤ 250 MiB RSS ${met(idle.rss <= 250)}); peak ${notes.peakTreeRssMiB} MiB RSS`,
 );
 lines.push(
-  `memory: server tree idle (Python warm) ${notes.idleRssMiB} MiB (target ≤ 300 MiB ${
-    (notes.idleRssMiB as number) <= 300 ? "✓ met" : "✗ not met"
-  }), peak ${notes.peakRssMiB} MiB`,
+  `memory, HTTP sessions with Python 1/4/8: ${perSession.map((m) => mib(m.rss)).join("/")} MiB RSS, ` +
+    `${perSession.map((m) => mib(m.pss)).join("/")} MiB PSS; each additional session ${mib(slope("rss"))} ` +
+    `MiB RSS, ${mib(slope("pss"))} MiB PSS, ${mib(slope("private"))} MiB private ` +
+    `(target ≤ 100 MiB: RSS ${met(slope("rss") <= 100)}, PSS ${met(slope("pss") <= 100)})`,
 );
 console.log(
-  `times in ms; ${
-    new Date().toISOString()
-  }; ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}`,
+  `times in ms; ${new Date().toISOString()}; ${Deno.build.os}/${Deno.build.arch}, ` +
+    `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}; load average ${notes.loadAverageAtStart} ` +
+    `at the start, ${notes.loadAverageAtEnd} at the end`,
 );
 console.log(lines.join("\n"));
 await Deno.writeTextFile(
