@@ -68,7 +68,7 @@ export type SandboxProfile = JavaScriptProfile | PythonHostProfile | SnapshotBui
  *   main: "data:,",
  * });
  * // A broad grant reaches the server's directories, so they are denied: other runs stay hidden.
- * if (!args.includes("--deny-read=/t/r")) throw new Error("other runs must stay hidden");
+ * if (!args.some((arg) => arg.startsWith("--deny-read=/t/r,"))) throw new Error("other runs must stay hidden");
  * ```
  */
 export function sandboxCommand(spec: SandboxProfile): string[] {
