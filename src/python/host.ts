@@ -193,14 +193,25 @@ async function host(): Promise<void> {
   // A snapshot already holds the helper; otherwise define it now.
   // Code mode: `from code_runner import mcp`; each request goes to the server, which makes the call.
   let nextMcpId = 1;
-  (globalThis as unknown as { codeRunnerMcp: (request: string) => Promise<string> }).codeRunnerMcp = (
+  // The server answers at most 8 requests of a call at once; more wait here instead of being refused.
+  let mcpInFlight = 0;
+  const mcpWaiting: Array<() => void> = [];
+  (globalThis as unknown as { codeRunnerMcp: (request: string) => Promise<string> }).codeRunnerMcp = async (
     request,
-  ) =>
-    new Promise((resolve) => {
-      const id = nextMcpId++;
-      pendingMcp.set(id, resolve);
-      send({ ...JSON.parse(request), id });
-    });
+  ) => {
+    while (mcpInFlight >= 8) await new Promise<void>((wake) => mcpWaiting.push(wake));
+    mcpInFlight++;
+    try {
+      return await new Promise<string>((resolve) => {
+        const id = nextMcpId++;
+        pendingMcp.set(id, resolve);
+        send({ ...JSON.parse(request), id });
+      });
+    } finally {
+      mcpInFlight--;
+      mcpWaiting.shift()?.();
+    }
+  };
   pyodide.runPython(CODE_RUNNER_MODULE);
   const helper =
     (config.snapshotPath
