@@ -50,6 +50,8 @@ export function lastFreeBytes(dir: string): number | null {
 export async function diskFullMessage(dir: string, measureNow = false): Promise<string | null> {
   const last = lastFreeBytes(dir);
   if (!measureNow && (last === null || last >= MIN_FREE_BYTES)) return null;
+  // A measurement already under way may predate space just freed: wait for it, then measure again.
+  await known.get(dir)?.refreshing;
   const free = await measureFreeBytes(dir);
   if (free === null || free >= MIN_FREE_BYTES) return null;
   return `The server's disk is nearly full (${

@@ -240,10 +240,9 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       channel?.close().catch(() => {});
       release();
       // Cleaning up and refilling the pool happen after the answer is on its way.
-      setTimeout(() => {
-        this.#cleanUp(launcher);
-        this.#pool.fill();
-      }, 0);
+      // Registered now, so the next run waits for it before judging free space; done after the answer.
+      this.#cleanUp(launcher);
+      setTimeout(() => this.#pool.fill(), 0);
     }
   }
 }
