@@ -156,9 +156,12 @@ function addRow(
   rows.push({ scenario, ours, baseline, ratio, target, met: met(ratio, ours) });
 }
 
-/** Settings passed on to every server the bench starts (a private package cache keeps its snapshot apart). */
+/**
+ * Settings passed on to every server the bench starts: a package cache (and snapshot) of its own, and a temp
+ * directory of its own, apart from other checkouts testing on the same machine.
+ */
 const benchEnv: Record<string, string> = {};
-for (const name of ["CODE_RUNNER_PACKAGE_CACHE_DIR"]) {
+for (const name of ["CODE_RUNNER_PACKAGE_CACHE_DIR", "TMPDIR"]) {
   const value = Deno.env.get(name);
   if (value !== undefined) benchEnv[name] = value;
 }

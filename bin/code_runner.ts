@@ -97,8 +97,10 @@ async function main(argv: string[]): Promise<number> {
     );
     return 2;
   }
-  const runtime = await createRuntime(config, Deno.env.toObject(), { warm: command === undefined });
-  const signals = exitOnSignals(() => runtime.close());
+  // Signals are handled before the first child is spawned: a signal during start-up cleans up too.
+  const starting = createRuntime(config, Deno.env.toObject(), { warm: command === undefined });
+  const signals = exitOnSignals(() => starting.then((runtime) => runtime.close(), () => {}));
+  const runtime = await starting;
   if (command === "run" || command === "doctor") {
     const { doctorCommand, runCommand } = await import("../src/cli.ts");
     try {

@@ -85,7 +85,9 @@ export async function createRuntime(
     sessions.add(python);
     return python;
   };
-  // Python first: it is the longer boot.
+  // Python first: it is the longer boot. Its process is spawned before this returns and the bin loads the MCP
+  // SDK, so that Python boots while the SDK loads rather than after.
+  const spawned = warm ? interpreters.nextSpawn() : undefined;
   const python = newPython(warm);
   const javascript = new JavaScriptRunner({
     config,
@@ -97,6 +99,7 @@ export async function createRuntime(
     codeMode,
   });
   if (warm) javascript.warm();
+  await spawned;
   let closing: Promise<void> | undefined;
   return {
     config,

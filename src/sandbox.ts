@@ -9,7 +9,7 @@ import { childEnv } from "./child_env.ts";
 import { originStorageDirs, privateOrigin, removeOriginStorage } from "./origin_storage.ts";
 import { join } from "node:path";
 import { removeTree } from "./remove_tree.ts";
-import { sandboxCommand, type SandboxProfile } from "./sandbox_command.ts";
+import { sandboxCommand, sandboxEnv, type SandboxProfile } from "./sandbox_command.ts";
 import { Child, type ProcessGroups } from "./subprocess.ts";
 
 /** A profile without the origin, which is made fresh for every process. */
@@ -29,6 +29,8 @@ export interface LaunchOptions {
   memoryLimitBytes?: number;
   /** What the process may keep on disk: its directory and its web storage together. */
   diskLimitBytes?: number;
+  /** How a one-shot child says it is done (see `SpawnOptions.endMarker` in subprocess.ts). */
+  endMarker?: Uint8Array;
 }
 
 /** Files and directories a sandboxed process may keep; many empty files fill a disk's inodes too. */
@@ -71,14 +73,18 @@ export function launchSandboxed(spec: SandboxSpec, options: LaunchOptions): Chil
   return new Child({
     command: program,
     args,
-    env: childEnv(options.serverEnv, {
-      denoDir: options.denoDir,
-      workDir: spec.workDir,
-      passThrough: options.passThroughEnv ?? [],
-    }),
+    env: {
+      ...childEnv(options.serverEnv, {
+        denoDir: options.denoDir,
+        workDir: spec.workDir,
+        passThrough: options.passThroughEnv ?? [],
+      }),
+      ...sandboxEnv(spec.profile),
+    },
     cwd: spec.workDir,
     groups: options.groups,
     ...(options.memoryLimitBytes ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
+    ...(options.endMarker ? { endMarker: options.endMarker } : {}),
     ...(diskLimitBytes
       ? {
         diskLimit: {

@@ -52,6 +52,14 @@ export interface SpawnOptions {
   diskLimit?: DiskLimit;
   /** Runs once the child has exited and its group is gone (e.g. removing what it left behind). */
   afterExit?: () => Promise<void>;
+  /**
+   * Bytes a one-shot child writes at the end of both stdout and stderr, followed by its exit code and a
+   * newline, once its work is done and it is about to exit: {@linkcode Child.finish} then answers with that
+   * code at once instead of waiting for the process to be torn down, and the marker is removed from both
+   * streams. A child that ends any other way (a crash, a signal, a kill) is waited for as usual. Only the
+   * child's own trusted code may know the marker (see javascript/launcher.ts).
+   */
+  endMarker?: Uint8Array;
 }
 
 /** How a child ended. */
@@ -102,6 +110,10 @@ export interface ProcessOutcome extends ChildExit {
  */
 export class Child {
   readonly #child: Deno.ChildProcess;
+  readonly #stdout: ReadableStream<Uint8Array>;
+  readonly #stderr: ReadableStream<Uint8Array>;
+  /** The exit code the child announced with its end marker on both streams. */
+  readonly #announced: Promise<number> | null = null;
   #exited = false;
   #memoryExceeded = false;
   #diskExceeded = false;
@@ -124,6 +136,15 @@ export class Child {
     }).spawn();
     const pid = this.#child.pid;
     options.groups.add(pid);
+    this.#stdout = this.#child.stdout;
+    this.#stderr = this.#child.stderr;
+    const { endMarker } = options;
+    if (endMarker) {
+      const out = Promise.withResolvers<number>(), err = Promise.withResolvers<number>();
+      this.#stdout = this.#stdout.pipeThrough(untilEndMarker(endMarker, out.resolve));
+      this.#stderr = this.#stderr.pipeThrough(untilEndMarker(endMarker, err.resolve));
+      this.#announced = Promise.all([out.promise, err.promise]).then(([code]) => code);
+    }
     const watchdog = options.memoryLimitBytes
       ? watchMemory(pid, options.memoryLimitBytes, () => this.#memoryExceeded = true)
       : undefined;
@@ -175,11 +196,11 @@ export class Child {
   }
 
   get stdout(): ReadableStream<Uint8Array> {
-    return this.#child.stdout;
+    return this.#stdout;
   }
 
   get stderr(): ReadableStream<Uint8Array> {
-    return this.#child.stderr;
+    return this.#stderr;
   }
 
   /** Signals the whole group (SIGKILL unless told otherwise). */
@@ -200,8 +221,13 @@ export class Child {
   async discard(): Promise<void> {
     this.kill();
     await this.#child.stdin.close().catch(() => {});
-    await Promise.all([this.#child.stdout.cancel(), this.#child.stderr.cancel()]).catch(() => {});
+    await Promise.all([this.#stdout.cancel(), this.#stderr.cancel()]).catch(() => {});
     await this.closed;
+  }
+
+  /** How a child that announced its end exits: with that code, unless a watchdog got to it first. */
+  #announcedExit(code: number): ChildExit {
+    return { code, signal: null, memoryExceeded: this.#memoryExceeded, diskExceeded: this.#diskExceeded };
   }
 
   /** Feeds stdin and runs a one-shot child to completion, with its output capped. */
@@ -224,11 +250,13 @@ export class Child {
     );
     try {
       const output = Promise.all([
-        readCapped(this.#child.stdout, options.outputLimitBytes, onOutput && ((c) => onOutput("stdout", c))),
-        readCapped(this.#child.stderr, options.outputLimitBytes, onOutput && ((c) => onOutput("stderr", c))),
+        readCapped(this.#stdout, options.outputLimitBytes, onOutput && ((c) => onOutput("stdout", c))),
+        readCapped(this.#stderr, options.outputLimitBytes, onOutput && ((c) => onOutput("stderr", c))),
       ]);
-      // Answering does not wait for `afterExit`: cleaning up is off the run's critical path.
-      const exit = await this.exit;
+      // Answering waits neither for `afterExit` nor, when the child announced its end, for its teardown:
+      // cleaning up is off the run's critical path.
+      const announced = this.#announced?.then((code) => this.#announcedExit(code));
+      const exit = await (announced ? Promise.race([this.exit, announced]) : this.exit);
       const [stdout, stderr] = await output;
       return { ...exit, stdout, stderr, durationMs: Math.round(performance.now() - started), aborted };
     } finally {
@@ -236,6 +264,81 @@ export class Child {
       clearTimeout(graceTimer);
     }
   }
+}
+
+/**
+ * Passes a stream on up to `marker` and the exit code and newline after it, which it removes; then calls
+ * `onEnd` with the code and ends the stream. Bytes that may be the start of a marker wait for the next chunk.
+ *
+ * @example
+ * ```ts
+ * const marker = new TextEncoder().encode("\0end:");
+ * let code: number | undefined;
+ * const stream = new Blob(["hello\0end:3\nnot this"]).stream().pipeThrough(untilEndMarker(marker, (c) => code = c));
+ * if (await new Response(stream).text() !== "hello" || code !== 3) throw new Error("cut at the marker");
+ * ```
+ */
+export function untilEndMarker(
+  marker: Uint8Array,
+  onEnd: (code: number) => void,
+): TransformStream<Uint8Array, Uint8Array> {
+  let held = new Uint8Array(0);
+  return new TransformStream({
+    transform(chunk, controller) {
+      const data = held.length ? concatBytes(held, chunk) : chunk;
+      const at = indexOfBytes(data, marker);
+      if (at >= 0) {
+        if (at > 0) controller.enqueue(data.subarray(0, at));
+        const newline = data.indexOf(0x0a, at + marker.length);
+        const digits = new TextDecoder().decode(data.subarray(at + marker.length, newline));
+        if (newline >= 0 && /^\d{1,3}$/.test(digits)) {
+          onEnd(Number(digits));
+          controller.terminate();
+        } else {
+          held = data.slice(at);
+        }
+        return;
+      }
+      const keep = partialMarkerLength(data, marker);
+      if (keep < data.length) controller.enqueue(data.subarray(0, data.length - keep));
+      held = data.slice(data.length - keep);
+    },
+    flush(controller) {
+      if (held.length) controller.enqueue(held);
+    },
+  });
+}
+
+/** Length of the longest end of `data` that is the start of `marker` (0 almost always: it starts with NUL). */
+function partialMarkerLength(data: Uint8Array, marker: Uint8Array): number {
+  for (let length = Math.min(marker.length - 1, data.length); length > 0; length--) {
+    const start = data.length - length;
+    if (
+      data[start] === marker[0] && marker.subarray(0, length).every((byte, i) => data[start + i] === byte)
+    ) {
+      return length;
+    }
+  }
+  return 0;
+}
+
+function indexOfBytes(data: Uint8Array, needle: Uint8Array): number {
+  const first = needle[0] as number;
+  for (
+    let at = data.indexOf(first);
+    at >= 0 && at + needle.length <= data.length;
+    at = data.indexOf(first, at + 1)
+  ) {
+    if (needle.every((byte, i) => data[at + i] === byte)) return at;
+  }
+  return -1;
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
 }
 
 /** Signals a whole process group, ignoring one that is already gone. */

@@ -36,6 +36,10 @@ export interface JavaScriptRunnerDeps {
 
 /** Waiting launchers are stopped after this long without a run, and started again by the next. */
 const POOL_IDLE_MS = 5 * 60 * 1000;
+/** About how long a launcher takes to start on a busy machine: calls closer together grow the pool. */
+const POOL_REFILL_MS = 100;
+/** A pool grown by calls in a burst is back to one waiting launcher after this long without a call. */
+const POOL_SHRINK_MS = 5 * 1000;
 
 /** One `run_javascript` call. */
 export interface JavaScriptCall {
@@ -65,8 +69,12 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
   constructor(readonly deps: JavaScriptRunnerDeps) {
     this.#workspaceLinks = deps.config.workspace ? new WorkspaceLinks(deps.config.workspace.path) : null;
     this.#pool = new LauncherPool({
-      // One waiting launcher covers a model's calls, which come one after another; a burst spawns more.
-      size: 1,
+      // One waiting launcher covers calls that come one at a time with a pause; calls back to back or in
+      // parallel grow the pool up to the concurrency cap, since more could not run at once.
+      min: 1,
+      max: deps.config.maxConcurrency,
+      refillMs: POOL_REFILL_MS,
+      shrinkMs: POOL_SHRINK_MS,
       idleMs: POOL_IDLE_MS,
       start: () => this.#startLauncher(),
       discard: (launcher) => this.#discard(launcher),
@@ -106,6 +114,8 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
     await Deno.mkdir(join(workDir, OUTPUT_DIR));
     const grant = config.permissions.grants.env;
     const linkDenials = await this.#workspaceLinks?.current();
+    // Known only to the server and, once the code is in place, to the launcher (see launcher.ts).
+    const endMarker = new TextEncoder().encode(`\0${crypto.randomUUID()}:`);
     const child = launchSandboxed({
       profile: "javascript",
       permissions: config.permissions,
@@ -126,8 +136,9 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       groups,
       memoryLimitBytes: config.memoryLimitMb * 1024 * 1024,
       diskLimitBytes: config.diskLimitMb * 1024 * 1024,
+      endMarker,
     });
-    return { child, workDir };
+    return { child, workDir, endMarker };
   }
 
   /** Runs the code and reports what happened; never throws for anything the code does. */
@@ -179,6 +190,7 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       : null;
     try {
       const outcome = await child.finish({
+        stdin: launcher.endMarker,
         outputLimitBytes: config.outputLimitBytes,
         signal,
         ...(options.onOutput ? { onOutput: options.onOutput } : {}),

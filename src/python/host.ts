@@ -59,6 +59,11 @@ interface PyReport {
   toJs(options: { dict_converter: typeof Object.fromEntries }): Record<string, unknown>;
 }
 
+/** The part of the lock file the host reads. */
+interface LockIndex {
+  packages: Record<string, { name: string; version?: string; imports?: string[] }>;
+}
+
 /** A Python coroutine proxy; awaiting it gives a report. */
 interface PyCoroutine extends PromiseLike<PyReport> {
   type: "coroutine";
@@ -107,7 +112,14 @@ async function host(): Promise<void> {
   console.warn = console.error = sink("err");
 
   // Incoming messages.
-  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
+  // `read()`, not `stdin.readable`: web streams cost milliseconds to set up, before the first message.
+  const lines = (async function* () {
+    const textDecoder = new TextDecoder();
+    const buffer = new Uint8Array(64 * 1024);
+    for (let read; (read = await Deno.stdin.read(buffer)) !== null;) {
+      yield textDecoder.decode(buffer.subarray(0, read), { stream: true });
+    }
+  })();
   const pendingFetches = new Map<number, (reply: FetchedMessage) => void>();
   const pendingMcp = new Map<number, (reply: string) => void>();
   const runs: RunMessage[] = [];
@@ -141,6 +153,8 @@ async function host(): Promise<void> {
   })();
   if (!init) await new Promise<void>((resolve) => wake.init = resolve);
   const config = init as unknown as InitMessage;
+  // The interrupt thread starts now and boots on the other core while Pyodide loads on this one.
+  const interruptListening = config.makeSnapshot ? undefined : listenForInterrupts();
   limit = config.outputLimitBytes;
   out = newCapture(limit);
   err = newCapture(limit);
@@ -148,8 +162,16 @@ async function host(): Promise<void> {
   brokerDownloads(send, pendingFetches);
 
   const started = performance.now();
+  // The snapshot is read and checked while Pyodide loads its own files; Pyodide awaits it before it uses
+  // any byte of it. (Held in an object emptied after boot: its 30 MB must not live as long as this function.)
+  const boot = {
+    snapshot: config.snapshotPath
+      ? verifiedSnapshot(config.snapshotPath, config.snapshotSha256, send)
+      : undefined,
+  };
   const lockText = await Deno.readTextFile(config.lockFilePath);
   const { loadPyodide } = await import(config.pyodideUrl);
+  const plainCopy = boot.snapshot ? restoreSparsely() : undefined;
   const pyodide: Pyodide = await loadPyodide({
     indexURL: config.indexURL,
     lockFileContents: lockText,
@@ -160,18 +182,11 @@ async function host(): Promise<void> {
     stderr: () => {},
     // Private Pyodide options (the version is pinned): boot from a memory snapshot of a booted
     // interpreter, or make one.
-    ...(config.snapshotPath
-      ? { _loadSnapshot: await verifiedSnapshot(config.snapshotPath, config.snapshotSha256, send) }
-      : {}),
+    ...(boot.snapshot ? { _loadSnapshot: boot.snapshot } : {}),
     ...(config.makeSnapshot ? { _makeSnapshot: true } : {}),
-  });
-  // Pyodide keeps its boot options; the snapshot bytes and the lock text are not needed after boot
-  // (the lock is parsed), and holding them costs about 35 MB. Private fields of the pinned version.
-  const bootOptions = (pyodide as unknown as { _api?: { config?: Record<string, unknown> } })._api?.config;
-  if (bootOptions) {
-    bootOptions._loadSnapshot = undefined;
-    bootOptions.lockFileContents = undefined;
-  }
+  }).finally(() => plainCopy?.());
+  boot.snapshot = undefined;
+  forgetBootData(pyodide);
   if (config.makeSnapshot) {
     // Only a process that never ran user code makes a snapshot, with the helper and its imports loaded.
     // Packages (micropip included) stay out: loading one leaves JS references a snapshot cannot hold.
@@ -186,7 +201,7 @@ async function host(): Promise<void> {
   // Python's stdin is empty: `input()` raises EOFError instead of reading the protocol stream.
   pyodide.setStdin({ stdin: () => null });
 
-  const interrupt = await listenForInterrupts();
+  const interrupt = await (interruptListening ?? listenForInterrupts());
   pyodide.setInterruptBuffer(interrupt);
 
   if (config.workspace) mountWorkspace(pyodide, config.workspace.path);
@@ -217,14 +232,18 @@ async function host(): Promise<void> {
     (config.snapshotPath
       ? pyodide.runPython("import sys\nsys.modules.get('_code_runner_helper')")
       : undefined) as Helper | undefined ?? pyodide.runPython(config.helper) as Helper;
-  const lock = JSON.parse(lockText) as {
-    packages: Record<string, { name: string; version?: string; imports?: string[] }>;
-  };
-  const importMap: Record<string, string> = {};
-  for (const entry of Object.values(lock.packages)) {
-    for (const name of entry.imports ?? []) importMap[name] = entry.name;
-  }
-  const pyImportMap = pyodide.toPy(importMap);
+  // What the lock file says about packages is needed only to install some: read on first use, not before
+  // the interpreter is ready.
+  let lockIndex: { lock: LockIndex; pyImportMap: unknown } | undefined;
+  const lockInfo = () =>
+    lockIndex ??= (() => {
+      const lock = JSON.parse(lockText) as LockIndex;
+      const importMap: Record<string, string> = {};
+      for (const entry of Object.values(lock.packages)) {
+        for (const name of entry.imports ?? []) importMap[name] = entry.name;
+      }
+      return { lock, pyImportMap: pyodide.toPy(importMap) };
+    })();
   const pyIndexUrls = pyodide.toPy(config.indexUrls);
   /** Progress of the current call, for installs its own code starts with micropip, and how many run. */
   let reportInstall: (message: string) => void = () => {};
@@ -238,8 +257,26 @@ async function host(): Promise<void> {
   };
   send({ type: "ready", bootMs: Math.round(performance.now() - started) });
 
+  // Once the host has been idle a moment after boot or a call, a full garbage collection gives what they left
+  // behind back to the system; V8 would otherwise keep it until the next call allocates (`--expose-gc`).
+  const collectGarbage = (globalThis as { gc?: () => void }).gc;
+  let garbage = true;
+  const nextRun = () =>
+    new Promise<void>((resolve) => {
+      const timer = garbage && collectGarbage
+        ? setTimeout(() => {
+          garbage = false;
+          collectGarbage();
+        }, 1000)
+        : undefined;
+      wake.runner = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   for (;;) {
-    if (runs.length === 0) await new Promise<void>((resolve) => wake.runner = resolve);
+    if (runs.length === 0) await nextRun();
+    garbage = true;
     const run = runs.shift();
     if (!run) continue;
     // Output goes to the server as it comes, so it can show a long run's latest lines and keep it all.
@@ -259,7 +296,8 @@ async function host(): Promise<void> {
     reportInstall = report;
     progress = report;
     const { installed, problems, notInstalled } = await installFor(run.code, run.packages, {
-      plan: (packages) => convert<InstallPlan>(helper.plan(run.code, pyodide.toPy(packages), pyImportMap)),
+      plan: (packages) =>
+        convert<InstallPlan>(helper.plan(run.code, pyodide.toPy(packages), lockInfo().pyImportMap)),
       loadPackages: async (names) => {
         const messages: string[] = [];
         try {
@@ -289,7 +327,7 @@ async function host(): Promise<void> {
       },
       micropipReady: () => helper.micropip_ready(),
       micropipFromIndexes: async () =>
-        await helper.micropip_from_index(pyIndexUrls, lock.packages.micropip?.version ?? ""),
+        await helper.micropip_from_index(pyIndexUrls, lockInfo().lock.packages.micropip?.version ?? ""),
       configureMicropip: (indexFirst) =>
         helper.configure_micropip(pyIndexUrls, indexFirst, (active, message) => {
           // The code's own micropip.install(): progress like an automatic install (it counts as execution).
@@ -510,22 +548,102 @@ function brokerDownloads(
 }
 
 /**
- * The snapshot, checked here where it is read anyway against the hash the server recorded. (This file runs
- * serialized in the sandbox and cannot import src/sha256.ts.)
+ * The snapshot, checked here where it is read anyway against the hash the server recorded; each chunk is
+ * hashed while the next one is read. (This file runs serialized in the sandbox and cannot import
+ * src/sha256.ts.)
  */
 async function verifiedSnapshot(
   path: string,
   sha256: string | undefined,
   send: (message: unknown) => void,
 ): Promise<Uint8Array> {
-  const bytes = await Deno.readFile(path);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-  if (hex !== sha256) {
+  const { createHash } = await import("node:crypto");
+  const hash = createHash("sha256");
+  const chunk = 4 * 1024 * 1024;
+  using file = await Deno.open(path);
+  const { size } = await file.stat();
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  let reading: Promise<number | null> | null = file.read(bytes.subarray(0, chunk));
+  while (reading) {
+    const read = await reading;
+    if (read === null) break;
+    const start = offset;
+    offset += read;
+    reading = offset < size ? file.read(bytes.subarray(offset, offset + chunk)) : null;
+    hash.update(bytes.subarray(start, offset));
+  }
+  if (offset !== size || hash.digest("hex") !== sha256) {
     send({ type: "fatal", error: `snapshot ${path} does not match its sha256; not using it` });
     Deno.exit(75);
   }
   return bytes;
+}
+
+/**
+ * While Pyodide copies a snapshot into its fresh WebAssembly memory, the 4 KiB pages that are zero in both
+ * (half of a snapshot) are skipped, so they are never touched and cost no memory; the result is the same as
+ * a full copy. Returns the function that puts the plain copy back.
+ */
+function restoreSparsely(): () => void {
+  const plainSet = Int8Array.prototype.set;
+  const pageBytes = 4096;
+  const pageWords = pageBytes / 4;
+  const isZero = (words: Int32Array, start: number) => {
+    for (let i = start, end = start + pageWords; i < end; i += 4) {
+      if (
+        ((words[i] as number) | (words[i + 1] as number) | (words[i + 2] as number) |
+          (words[i + 3] as number)) !== 0
+      ) {
+        return false;
+      }
+    }
+    return true;
+  };
+  Int8Array.prototype.set = function (this: Int8Array, source: ArrayLike<number>, offset = 0): void {
+    if (
+      !(source instanceof Uint8Array) || source.length < 1024 * 1024 ||
+      offset + source.length > this.length ||
+      (this.byteOffset + offset) % 4 !== 0 || source.byteOffset % 4 !== 0
+    ) {
+      return plainSet.call(this, source, offset);
+    }
+    const from = new Int32Array(source.buffer, source.byteOffset, source.length >> 2);
+    const to = new Int32Array(this.buffer, this.byteOffset + offset, source.length >> 2);
+    // Bytes from `copyFrom` up to the current page still have to be copied.
+    let copyFrom = 0;
+    const copyUpTo = (end: number) => {
+      if (end > copyFrom) plainSet.call(this, source.subarray(copyFrom, end), offset + copyFrom);
+    };
+    for (let page = 0; (page + 1) * pageBytes <= source.length; page++) {
+      const word = page * pageWords;
+      if (isZero(from, word) && isZero(to, word)) {
+        copyUpTo(page * pageBytes);
+        copyFrom = (page + 1) * pageBytes;
+      }
+    }
+    copyUpTo(source.length);
+  };
+  return () => {
+    Int8Array.prototype.set = plainSet;
+  };
+}
+
+/**
+ * Pyodide keeps its boot options and the loader of `pyodide.asm.wasm`; after boot the snapshot bytes
+ * (30 MB), the lock text and the wasm file's bytes (10 MB) are garbage. Private fields of the pinned version.
+ */
+function forgetBootData(pyodide: Pyodide): void {
+  const internals = pyodide as unknown as {
+    _api?: { config?: Record<string, unknown> };
+    _module?: Record<string, unknown>;
+  };
+  const bootOptions = internals._api?.config;
+  if (bootOptions) {
+    bootOptions._loadSnapshot = undefined;
+    bootOptions.lockFileContents = undefined;
+  }
+  if (internals._module) internals._module.instantiateWasm = undefined;
 }
 
 /** A worker thread turns SIGUSR1 from the server into a KeyboardInterrupt, even while Python is busy. */
@@ -828,6 +946,8 @@ const HOST_PARTS = [
   finishCapture,
   brokerDownloads,
   verifiedSnapshot,
+  restoreSparsely,
+  forgetBootData,
   listenForInterrupts,
   mountWorkspace,
   installFor,

@@ -138,7 +138,10 @@ export class PythonInterpreters {
     let host = this.#ready;
     this.#ready = null;
     if (!host) {
-      await this.#makeRoom(session);
+      await this.#makeRoom(session).catch((error) => {
+        this.#spawned();
+        throw error;
+      });
       host = this.#track(this.startHost());
     }
     if (this.#replacing || this.#sessions.size > 1) this.#refill();
@@ -197,8 +200,32 @@ export class PythonInterpreters {
     })();
   }
 
+  /** Calls waiting for the next Python process to be spawned. */
+  #spawnWaiters: Array<() => void> = [];
+
+  /**
+   * Resolves once the next Python process (a host, or the snapshot builder) has been spawned, before it
+   * boots, or once starting it has failed. The server waits for this before it loads the MCP SDK, so that
+   * the two happen at once instead of the spawn waiting behind the loading.
+   */
+  nextSpawn(): Promise<void> {
+    return new Promise((resolve) => this.#spawnWaiters.push(resolve));
+  }
+
+  #spawned(): void {
+    for (const resolve of this.#spawnWaiters.splice(0)) resolve();
+  }
+
   /** Boots a host, from the snapshot when there is one that works. */
   async startHost(): Promise<HostProcess> {
+    try {
+      return await this.#startHost();
+    } finally {
+      this.#spawned();
+    }
+  }
+
+  async #startHost(): Promise<HostProcess> {
     const found = await this.#snapshot();
     if (!found) return await this.#boot(null);
     try {
@@ -234,7 +261,9 @@ export class PythonInterpreters {
     if (ready) return ready;
     this.#building ??= this.#inWorkDir(async (workDir) => {
       try {
-        return await store.adopt(await HostProcess.buildSnapshot(await this.#hostOptions(workDir)));
+        const building = HostProcess.buildSnapshot(await this.#hostOptions(workDir));
+        this.#spawned();
+        return await store.adopt(await building);
       } finally {
         await removeTree(workDir);
       }
@@ -250,7 +279,9 @@ export class PythonInterpreters {
 
   #boot(snapshot: Snapshot | null): Promise<HostProcess> {
     return this.#inWorkDir(async (workDir) => {
-      const { host } = await HostProcess.start(await this.#hostOptions(workDir, snapshot));
+      const starting = HostProcess.start(await this.#hostOptions(workDir, snapshot));
+      this.#spawned();
+      const { host } = await starting;
       host.exited.finally(() => removeTree(workDir));
       return host;
     });

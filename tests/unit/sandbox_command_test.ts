@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parsePermissionArgs } from "../../src/permissions.ts";
-import { sandboxCommand, type SandboxProfile } from "../../src/sandbox_command.ts";
+import { sandboxCommand, sandboxEnv, type SandboxProfile } from "../../src/sandbox_command.ts";
 
 const common = ["run", "--no-config", "--no-lock", "--no-prompt", "--quiet"];
 const tail = ["--location=https://o.invalid", "data:main"];
@@ -32,6 +32,8 @@ const python = (args: string, workspace: { path: string; writable: boolean } | n
 
 const jsOwn = ["--allow-read=/t/runs/js-1", "--allow-write=/t/runs/js-1"];
 const jsTail = ["--v8-flags=--max-old-space-size=512", ...tail];
+// Pyodide's glue needs little young generation; `gc()` lets the host give memory back when idle.
+const pyTail = ["--v8-flags=--expose-gc,--max-semi-space-size=1", ...tail];
 const pyOwn = ["--allow-read=/cache/pyodide/,/cache/packages,/t/runs/py-1", "--allow-write=/t/runs/py-1"];
 
 Deno.test("a JavaScript run gets the operator's grants plus its own directory, never the server's", async (t) => {
@@ -84,7 +86,7 @@ Deno.test("a Python host gets Pyodide, the package cache and its directory; of t
   ];
   for (const [input, flags] of table) {
     await t.step(JSON.stringify(input), () => {
-      assert.deepEqual(python(input), [...common, ...flags, ...tail]);
+      assert.deepEqual(python(input), [...common, ...flags, ...pyTail]);
     });
   }
 });
@@ -132,5 +134,16 @@ Deno.test("the operator's workspace is readable by both runtimes, writable only 
       assert.ok(!ro.includes("--allow-write=/ws"));
       assert.ok(build("", { path: "/ws", writable: true }).includes("--allow-write=/ws"));
     });
+  }
+});
+
+Deno.test("only a Python host gets an environment of its own: glibc gives freed memory back", async (t) => {
+  const table: Array<[SandboxProfile["profile"], Record<string, string>]> = [
+    ["javascript", {}],
+    ["python-host", { GLIBC_TUNABLES: "glibc.malloc.trim_threshold=131072" }],
+    ["snapshot-builder", {}],
+  ];
+  for (const [profile, env] of table) {
+    await t.step(profile, () => assert.deepEqual(sandboxEnv(profile), env));
   }
 });
