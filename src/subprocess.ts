@@ -57,7 +57,8 @@ export interface SpawnOptions {
    * newline, once its work is done and it is about to exit: {@linkcode Child.finish} then answers with that
    * code at once instead of waiting for the process to be torn down, and the marker is removed from both
    * streams. A child that ends any other way (a crash, a signal, a kill) is waited for as usual. Only the
-   * child's own trusted code may know the marker (see javascript/launcher.ts).
+   * child's own trusted code may know the marker (see javascript/launcher.ts). Such a child's memory and
+   * disk watchdogs start with `finish`: before it is given work it only boots.
    */
   endMarker?: Uint8Array;
 }
@@ -115,6 +116,8 @@ export class Child {
   /** The exit code the child announced with its end marker on both streams. */
   readonly #announced: Promise<number> | null = null;
   #exited = false;
+  readonly #limits: Pick<SpawnOptions, "memoryLimitBytes" | "diskLimit">;
+  #watchdogs: Array<{ stop(): void }> = [];
   #memoryExceeded = false;
   #diskExceeded = false;
   /** Resolves once the process has exited and its group is killed. */
@@ -145,16 +148,12 @@ export class Child {
       this.#stderr = this.#stderr.pipeThrough(untilEndMarker(endMarker, err.resolve));
       this.#announced = Promise.all([out.promise, err.promise]).then(([code]) => code);
     }
-    const watchdog = options.memoryLimitBytes
-      ? watchMemory(pid, options.memoryLimitBytes, () => this.#memoryExceeded = true)
-      : undefined;
-    const diskWatchdog = options.diskLimit
-      ? watchDisk(pid, options.diskLimit, () => this.#diskExceeded = true)
-      : undefined;
+    this.#limits = options;
+    // A one-shot child only boots until it is given work (see `finish`): nothing to watch before that.
+    if (!endMarker) this.#watch();
     this.exit = this.#child.status.then((status) => {
       this.#exited = true;
-      watchdog?.stop();
-      diskWatchdog?.stop();
+      for (const watchdog of this.#watchdogs.splice(0)) watchdog.stop();
       // Grandchildren may outlive the leader and hold the pipes open; the group goes with it.
       killGroup(pid, "SIGKILL");
       options.groups.delete(pid);
@@ -225,6 +224,16 @@ export class Child {
     await this.closed;
   }
 
+  /** Starts the memory and disk watchdogs (once). */
+  #watch(): void {
+    if (this.#exited || this.#watchdogs.length) return;
+    const { memoryLimitBytes, diskLimit } = this.#limits;
+    if (memoryLimitBytes) {
+      this.#watchdogs.push(watchMemory(this.pid, memoryLimitBytes, () => this.#memoryExceeded = true));
+    }
+    if (diskLimit) this.#watchdogs.push(watchDisk(this.pid, diskLimit, () => this.#diskExceeded = true));
+  }
+
   /** How a child that announced its end exits: with that code, unless a watchdog got to it first. */
   #announcedExit(code: number): ChildExit {
     return { code, signal: null, memoryExceeded: this.#memoryExceeded, diskExceeded: this.#diskExceeded };
@@ -234,6 +243,7 @@ export class Child {
   async finish(options: FinishOptions): Promise<ProcessOutcome> {
     const { onOutput } = options;
     const started = performance.now();
+    this.#watch();
     let aborted = false;
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => {

@@ -80,6 +80,50 @@ Deno.test("run_javascript through a real MCP client", async (t) => {
       assert.equal(result.stdout, "x\n");
     });
 
+    await t.step(
+      "the answer, given before the process is torn down, keeps the true exit code and output",
+      async () => {
+        const cases: Array<[code: string, exitCode: number, stdout: string, stderr: string]> = [
+          [`Deno.exitCode = 4; console.log("set");`, 4, "set\n", ""],
+          [`setTimeout(() => { console.log("later"); Deno.exitCode = 5; }, 30);`, 5, "later\n", ""],
+          // The launcher's unload listener comes first and exits with the code as it is then, as the process does.
+          [`addEventListener("unload", () => { Deno.exitCode = 6; }); console.log("u");`, 0, "u\n", ""],
+          [`queueMicrotask(() => Deno.exit(7)); console.error("e");`, 7, "", "e\n"],
+          // NUL bytes, a newline-less end, and text shaped like an end marker are the code's output, not an end.
+          [`await Deno.stdout.write(new Uint8Array([0, 0x61, 0x3a, 0x30, 0x0a, 0]));`, 0, "\0a:0\n\0", ""],
+          [
+            `Deno.stdout.writeSync(new TextEncoder().encode("\\0" + crypto.randomUUID() + ":0\\nmore"));`,
+            0,
+            "",
+            "",
+          ],
+          // The code closes its own streams: the server waits for the process instead.
+          [`Deno.stdout.close(); Deno.exitCode = 2;`, 2, "", ""],
+        ];
+        for (const [code, exitCode, stdout, stderr] of cases) {
+          const { result } = await server.js(code);
+          assert.equal(result.exitCode, exitCode, code);
+          if (code.includes("randomUUID")) assert.match(result.stdout, /^\0[0-9a-f-]{36}:0\nmore$/, code);
+          else assert.equal(result.stdout, stdout, code);
+          assert.equal(result.stderr, stderr, code);
+        }
+      },
+    );
+
+    await t.step("calls back to back and in bursts all get their own answer", async () => {
+      for (let i = 0; i < 6; i++) {
+        const { result } = await server.js(`console.log(${i})`);
+        assert.equal(result.stdout, `${i}\n`);
+      }
+      const burst = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => server.js(`console.log(${i}); Deno.exitCode = ${i % 3};`)),
+      );
+      burst.forEach(({ result }, i) => {
+        assert.equal(result.stdout, `${i}\n`);
+        assert.equal(result.exitCode, i % 3);
+      });
+    });
+
     await t.step("node: built-ins and npm: packages import", async () => {
       const { result } = await server.js(
         `import { createHash } from "node:crypto";\nimport isNumber from "npm:is-number@7.0.0";\n` +

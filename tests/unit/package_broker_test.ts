@@ -581,7 +581,13 @@ Deno.test("a session's queue is bounded, and closing the session ends every wait
   }
 });
 
-Deno.test("three processes installing the same wheel into one cache directory at once all get it whole", async () => {
+// Spawns processes: part of `deno task test` (-A), skipped by `deno task test:unit`, which grants no --allow-run.
+const mayRun = (await Deno.permissions.query({ name: "run" })).state === "granted";
+
+Deno.test({
+  name: "three processes installing the same wheel into one cache directory at once all get it whole",
+  ignore: !mayRun,
+}, async () => {
   const mirror = await startMirror();
   const cacheDir = await Deno.makeTempDir({ prefix: "code-runner-shared-cache-" });
   const humanize = byProject("humanize");
