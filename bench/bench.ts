@@ -67,7 +67,8 @@ interface TreeMemory {
   processes: number;
 }
 
-function treeMemory(root: number): TreeMemory {
+/** `root` and every process below it, each before its children (Linux). */
+function treePids(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
@@ -79,11 +80,19 @@ function treeMemory(root: number): TreeMemory {
       // Gone.
     }
   }
-  const total: TreeMemory = { rss: 0, pss: 0, private: 0, processes: 0 };
+  const pids: number[] = [];
   const stack = [root];
   while (stack.length) {
     const pid = stack.pop() as number;
+    pids.push(pid);
     stack.push(...(children.get(pid) ?? []));
+  }
+  return pids;
+}
+
+function treeMemory(root: number): TreeMemory {
+  const total: TreeMemory = { rss: 0, pss: 0, private: 0, processes: 0 };
+  for (const pid of treePids(root)) {
     try {
       const rollup = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
       const kib = (key: string) => Number(rollup.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1] ?? 0);
@@ -93,6 +102,42 @@ function treeMemory(root: number): TreeMemory {
       total.processes++;
     } catch {
       // Gone.
+    }
+  }
+  return total;
+}
+
+/** Length of a clock tick of /proc/<pid>/stat in ms (USER_HZ, 100 on Linux everywhere in practice). */
+const TICK_MS = 1000 / (Number(
+  new TextDecoder().decode(
+    new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).outputSync().stdout,
+  ),
+) || 100);
+
+/**
+ * CPU time (user + system) in ms of a process itself and of its children it has reaped (their whole trees),
+ * from fields 14–17 of /proc/<pid>/stat.
+ */
+function cpuTimes(pid: number | "self"): { own: number; reaped: number } {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the command name, which may hold spaces: index 0 is field 3.
+  const field = (n: number) => Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[n - 3]);
+  return { own: (field(14) + field(15)) * TICK_MS, reaped: (field(16) + field(17)) * TICK_MS };
+}
+
+/**
+ * CPU time in ms used by a process tree so far: every live process's own and reaped children's time. A
+ * launcher started before a measurement and used in it counts only for what it used since; one still waiting
+ * at the end counts for what it used so far (reaped-only counting would get both wrong).
+ */
+function treeCpu(root: number): number {
+  let total = 0;
+  for (const pid of treePids(root)) {
+    try {
+      const { own, reaped } = cpuTimes(pid);
+      total += own + reaped;
+    } catch {
+      // Gone (and reaped into its parent's time, or about to be).
     }
   }
   return total;
@@ -119,6 +164,37 @@ async function connectInProcessBaseline(): Promise<{ client: Client; close(): Pr
   const client = new Client({ name: "bench", version: "0" });
   await client.connect(transport);
   return { client, close: () => client.close() };
+}
+
+/** A plain `deno run -A` of one of the bench's scripts, its output ignored. */
+function benchScript(file: string, ...args: string[]): () => Promise<unknown> {
+  return async () => {
+    const { success } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", here(file), ...args],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (!success) throw new Error(`${file} failed`);
+  };
+}
+
+/**
+ * The newest memory snapshot in the package cache the servers use (`<cache>/snapshots/<key>.bin`, the
+ * default cache being `<DENO_DIR>/code-runner-mcp/packages`, as in src/python/interpreters.ts).
+ */
+function newestSnapshot(): string {
+  const denoDir = Deno.env.get("DENO_DIR") ??
+    new URL(import.meta.resolve("pyodide")).pathname.match(/^(.*)\/npm\/[^/]+\/pyodide\/[^/]+\/$/)?.[1];
+  const cache = benchEnv.CODE_RUNNER_PACKAGE_CACHE_DIR?.trim() || `${denoDir}/code-runner-mcp/packages`;
+  const found = [...Deno.readDirSync(`${cache}/snapshots`)]
+    .filter((entry) => entry.isFile && entry.name.endsWith(".bin"))
+    .map((entry) => ({
+      path: `${cache}/snapshots/${entry.name}`,
+      ...Deno.statSync(`${cache}/snapshots/${entry.name}`),
+    }))
+    .sort((a, b) => (b.mtime?.getTime() ?? 0) - (a.mtime?.getTime() ?? 0));
+  if (!found[0]) throw new Error(`no snapshot in ${cache}/snapshots`);
+  return found[0].path;
 }
 
 /** A bare `deno run` of a one-line file, as a user without this server would run it. */
@@ -185,15 +261,16 @@ const cold = await sample(5, async () => {
   if (result.stdout !== "1\n") throw new Error(`cold start gave ${JSON.stringify(result)}`);
   await server.close();
 }, 500);
-const plain = await sample(3, async () => {
-  const { success } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", here("./plain_pyodide.ts")],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  if (!success) throw new Error("plain loadPyodide failed");
-}, 500);
+const plain = await sample(3, benchScript("./plain_pyodide.ts"), 500);
 addRow("python cold start", cold, plain, "≤ 1/7 (0.143) of plain loadPyodide", (r) => r <= 1 / 7);
+// The floor of a cold start with one process per session: a plain process booting from our snapshot.
+const snapshotPath = newestSnapshot();
+const snapshotBoot = stats(await sample(3, benchScript("./snapshot_pyodide.ts", snapshotPath), 500));
+notes.pythonColdStartFloor = {
+  snapshot: snapshotPath,
+  ...snapshotBoot,
+  ratioToPlain: snapshotBoot.p50 / stats(plain).p50,
+};
 
 const server: TestServer = await startServer(benchEnv);
 await server.py("print(1)");
@@ -250,13 +327,26 @@ addRow(
   (r) => r <= 0.4,
 );
 await sleep(1000);
-addRow(
-  "javascript, back to back",
-  await sample(40, () => js(), 0),
-  await sample(40, bare, 0),
-  "≤ 0.4× bare deno run",
-  (r) => r <= 0.4,
-);
+// CPU per call, ours (the server's whole tree) and the bare runs' (children this process reaped).
+const serverBefore = cpuTimes(server.pid), treeBefore = treeCpu(server.pid);
+const backToBack = await sample(40, () => js(), 0);
+const serverAfter = cpuTimes(server.pid), treeAfter = treeCpu(server.pid);
+const bareBefore = cpuTimes("self").reaped;
+const bareBackToBack = await sample(40, bare, 0);
+const bareCpu = (cpuTimes("self").reaped - bareBefore) / 40;
+addRow("javascript, back to back", backToBack, bareBackToBack, "≤ 0.4× bare deno run", (r) => r <= 0.4);
+const cores = navigator.hardwareConcurrency;
+notes.javascriptCpuPerCall = {
+  oursMs: (treeAfter - treeBefore) / 40,
+  // For comparison: the server's own time and its reaped launchers' only (misses launchers still alive).
+  oursServerAndReapedMs: (serverAfter.own + serverAfter.reaped - serverBefore.own - serverBefore.reaped) / 40,
+  bareDenoRunMs: bareCpu,
+  cores,
+  // One process per call costs at least a Deno start's CPU; all cores busy, calls can come no faster.
+  floorMs: bareCpu / cores,
+  floorRatio: bareCpu / cores / stats(bareBackToBack).p50,
+  oursFloorRatio: (treeAfter - treeBefore) / 40 / cores / stats(bareBackToBack).p50,
+};
 await sleep(1000);
 addRow(
   "javascript, 4 in flight (per call)",
@@ -311,6 +401,19 @@ notes.memoryPerSession = {
   trees: perSession,
   slopeMiB: { rss: slope("rss"), pss: slope("pss"), private: slope("private") },
 };
+
+// The floor of a session's memory: one plain Pyodide process that ran print(1), idle 3 s, started plainly.
+log("plain idle Pyodide…");
+{
+  const { stdout, success } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", here("./idle_pyodide.ts")],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  if (!success) throw new Error("idle_pyodide.ts failed");
+  notes.plainIdlePyodideMiB = JSON.parse(new TextDecoder().decode(stdout));
+}
+const plainIdle = notes.plainIdlePyodideMiB as Omit<TreeMemory, "processes">;
 notes.loadAverageAtEnd = loadAverage();
 
 // The table.
@@ -329,6 +432,19 @@ for (const row of rows) {
     }     ${row.ratio.toFixed(3)}  ${row.target} ${met(row.met)}`,
   );
 }
+const floor = notes.pythonColdStartFloor as Stats & { ratioToPlain: number };
+lines.push(
+  `floor, python cold start: a plain deno run booting Pyodide from our snapshot, print(1): p50 ` +
+    `${floor.p50.toFixed(1)} ms = ${floor.ratioToPlain.toFixed(3)}× plain loadPyodide (target 0.143×)`,
+);
+const cpu = notes.javascriptCpuPerCall as Record<string, number>;
+lines.push(
+  `floor, javascript CPU per call (back to back): ours ${cpu.oursMs?.toFixed(1)} ms, bare deno run ` +
+    `${cpu.bareDenoRunMs?.toFixed(1)} ms; on ${cores} cores back to back cannot go below ` +
+    `${cpu.bareDenoRunMs?.toFixed(1)}/${cores} = ${cpu.floorMs?.toFixed(1)} ms per call = ` +
+    `${cpu.floorRatio?.toFixed(3)}× the bare run's p50 (target 0.4×); at our CPU per call, ` +
+    `${cpu.oursFloorRatio?.toFixed(3)}×`,
+);
 lines.push(
   `memory, idle tree (Python warm): ${mib(idle.rss)} MiB RSS, ${
     mib(idle.pss)
@@ -340,6 +456,10 @@ lines.push(
     `${perSession.map((m) => mib(m.pss)).join("/")} MiB PSS; each additional session ${mib(slope("rss"))} ` +
     `MiB RSS, ${mib(slope("pss"))} MiB PSS, ${mib(slope("private"))} MiB private ` +
     `(target ≤ 100 MiB: RSS ${met(slope("rss") <= 100)}, PSS ${met(slope("pss") <= 100)})`,
+);
+lines.push(
+  `floor, memory per session: a plain idle Pyodide process (loadPyodide, print(1), 3 s idle): ` +
+    `${mib(plainIdle.rss)} MiB RSS, ${mib(plainIdle.pss)} MiB PSS, ${mib(plainIdle.private)} MiB private`,
 );
 console.log(
   `times in ms; ${new Date().toISOString()}; ${Deno.build.os}/${Deno.build.arch}, ` +

@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { createHash } from "node:crypto";
+import { sha256HexSync } from "./sha256.ts";
 
 /** A fresh origin no other process uses, for `deno run --location`. */
 export function privateOrigin(): string {
@@ -17,7 +17,7 @@ export function privateOrigin(): string {
 
 /** Where Deno keeps what a process with `origin` stores (localStorage; the Cache API). */
 export function originStorageDirs(denoDir: string, origin: string): string[] {
-  const key = createHash("sha256").update(origin).digest("hex");
+  const key = sha256HexSync(origin);
   return [join(denoDir, "location_data", key), join(denoDir, "location_data", "web_cache", key)];
 }
 

