@@ -69,6 +69,8 @@ export function launchSandboxed(spec: SandboxSpec, options: LaunchOptions): Chil
   // killer, so no sandbox outlives it (prctl PR_SET_PDEATHSIG). Each wrapper execs the next in the same
   // process, so the pid is Deno's.
   if (wrappers.setpriv) command.unshift(wrappers.setpriv, "--pdeathsig", "KILL", "--");
+  // Its own session and process group, entered by the child itself: cheaper than Deno's `detached`.
+  if (wrappers.setsid) command.unshift(wrappers.setsid, "--");
   const [program, ...args] = command as [string, ...string[]];
   return new Child({
     command: program,
@@ -83,6 +85,7 @@ export function launchSandboxed(spec: SandboxSpec, options: LaunchOptions): Chil
     },
     cwd: spec.workDir,
     groups: options.groups,
+    leadsOwnSession: wrappers.setsid !== null,
     ...(options.memoryLimitBytes ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
     ...(options.endMarker ? { endMarker: options.endMarker } : {}),
     ...(diskLimitBytes
@@ -107,16 +110,25 @@ export function launchSandboxed(spec: SandboxSpec, options: LaunchOptions): Chil
   });
 }
 
-let found: { setpriv: string | null; prlimit: string | null } | undefined;
+/** Paths of the util-linux programs children are started through; null where missing. */
+export interface UtilLinux {
+  setpriv: string | null;
+  prlimit: string | null;
+  setsid: string | null;
+}
+
+let found: UtilLinux | undefined;
 
 /**
- * util-linux's `setpriv` (parent-death signal) and `prlimit` (resource limits) on Linux; null where they are
- * missing, and then a child outlives a killed server and only the disk watchdog bounds a file.
+ * util-linux's `setpriv` (parent-death signal), `prlimit` (resource limits) and `setsid` (own session) on
+ * Linux; null where they are missing, and then a child outlives a killed server, only the disk watchdog
+ * bounds a file, and Deno makes the session at a higher cost.
  */
-export function utilLinux(): { setpriv: string | null; prlimit: string | null } {
+export function utilLinux(): UtilLinux {
   return found ??= {
     setpriv: Deno.build.os === "linux" ? which("setpriv") : null,
     prlimit: Deno.build.os === "linux" ? which("prlimit") : null,
+    setsid: Deno.build.os === "linux" ? which("setsid") : null,
   };
 }
 

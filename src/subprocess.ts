@@ -32,7 +32,7 @@ export class ProcessGroups {
 
   /** Sends SIGKILL to every live group. */
   killAll(): void {
-    for (const pid of this.#groups) killGroup(pid, "SIGKILL");
+    for (const pid of this.#groups) killChild(pid, "SIGKILL");
     this.#groups.clear();
   }
 }
@@ -46,6 +46,12 @@ export interface SpawnOptions {
   cwd: string;
   /** Where the group is registered while it lives. */
   groups: ProcessGroups;
+  /**
+   * `command` makes itself a session and group leader before it execs the real program (util-linux
+   * `setsid`), so Deno need not: a Deno spawn that does (`detached`) forks the whole server, 5 ms at 160 MB,
+   * where a plain spawn takes 0.4 ms.
+   */
+  leadsOwnSession?: boolean;
   /** Kill the group when the child's resident memory exceeds this, for its whole life (Linux only). */
   memoryLimitBytes?: number;
   /** Kill the group when what it wrote below these directories exceeds the limit, for its whole life. */
@@ -135,7 +141,7 @@ export class Child {
       stdout: "piped",
       stderr: "piped",
       // Own session and process group, so a kill reaches every process the child started.
-      detached: true,
+      detached: !options.leadsOwnSession,
     }).spawn();
     const pid = this.#child.pid;
     options.groups.add(pid);
@@ -204,7 +210,8 @@ export class Child {
 
   /** Signals the whole group (SIGKILL unless told otherwise). */
   kill(signal: Deno.Signal = "SIGKILL"): void {
-    killGroup(this.pid, signal);
+    if (this.#exited) killGroup(this.pid, signal);
+    else killChild(this.pid, signal);
   }
 
   /** Signals the leader alone, e.g. SIGUSR1 to interrupt Python. */
@@ -357,6 +364,23 @@ export function killGroup(pid: number, signal: Deno.Signal): void {
     Deno.kill(Deno.build.os === "windows" ? pid : -pid, signal);
   } catch {
     // Already exited.
+  }
+}
+
+/**
+ * Signals a child's group, or the child alone while it is not yet a group leader (spawned through `setsid`,
+ * which it has not run yet: it has started nothing). Only for a child not yet reaped, whose pid cannot have
+ * been reused.
+ */
+function killChild(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(Deno.build.os === "windows" ? pid : -pid, signal);
+  } catch {
+    try {
+      Deno.kill(pid, signal);
+    } catch {
+      // Already exited.
+    }
   }
 }
 

@@ -108,6 +108,19 @@ Deno.test("run_javascript with broad file access still cannot reach other runs, 
       },
     );
 
+    await t.step("a run's code, string literals included, is not kept in V8's code cache", async () => {
+      const secret = `code-cache-${crypto.randomUUID()}`;
+      const { result } = await server.js(`const key = "${secret}";\nconsole.log(key.length);`);
+      assert.equal(result.stdout, `${secret.length}\n`);
+      const denoDir = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
+      for (const entry of Deno.readDirSync(denoDir)) {
+        if (!entry.isFile || !entry.name.startsWith("v8_code_cache")) continue;
+        // Byte for byte (the secret is ASCII): the database and its write-ahead log.
+        const text = new TextDecoder("latin1").decode(await Deno.readFile(join(denoDir, entry.name)));
+        assert.equal(text.includes(secret), false, `the run's code is in ${entry.name}`);
+      }
+    });
+
     await t.step("a run cannot write into Deno's shared module cache", async () => {
       const { result, isError } = await server.js(
         `const dir = Deno.env.get("DENO_DIR"); Deno.writeTextFileSync(dir + "/poison.txt", "x");`,

@@ -31,7 +31,8 @@ const python = (args: string, workspace: { path: string; writable: boolean } | n
   });
 
 const jsOwn = ["--allow-read=/t/runs/js-1", "--allow-write=/t/runs/js-1"];
-const jsTail = ["--v8-flags=--max-old-space-size=512", ...tail];
+// No code cache: it would keep every run's compiled code in the shared Deno directory.
+const jsTail = ["--no-code-cache", "--v8-flags=--max-old-space-size=512", ...tail];
 // Pyodide's glue needs little young generation; `gc()` lets the host give memory back when idle.
 const pyTail = ["--v8-flags=--expose-gc,--max-semi-space-size=1", ...tail];
 const pyOwn = ["--allow-read=/cache/pyodide/,/cache/packages,/t/runs/py-1", "--allow-write=/t/runs/py-1"];
