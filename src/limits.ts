@@ -32,6 +32,11 @@ export class ConcurrencyLimiter {
     return this.#waiting.length;
   }
 
+  /** Tasks holding a slot. */
+  get running(): number {
+    return this.capacity - this.#free;
+  }
+
   /**
    * Waits for a slot and returns the function that gives it back. Rejects with `signal.reason` if the
    * signal aborts while waiting, leaving the queue as it was.

@@ -38,6 +38,8 @@ export interface JavaScriptRunnerDeps {
 const POOL_IDLE_MS = 5 * 60 * 1000;
 /** About how long a launcher takes to start on a busy machine: calls closer together grow the pool. */
 const POOL_REFILL_MS = 100;
+/** While other runs are in flight, a finished run's refill waits this long at most for them to end. */
+const POOL_REFILL_DELAY_MS = 50;
 /** A pool grown by calls in a burst is back to one waiting launcher after this long without a call. */
 const POOL_SHRINK_MS = 5 * 1000;
 
@@ -254,8 +256,34 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
       // Cleaning up and refilling the pool happen after the answer is on its way.
       // Registered now, so the next run waits for it before judging free space; done after the answer.
       this.#cleanUp(launcher);
-      setTimeout(() => this.#pool.fill(), 0);
+      this.#refill();
     }
+  }
+
+  #refillTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Refills the pool once the runs in flight are done, or at once when calls wait for a slot: launchers boot
+   * on the same cores as the runs, and a burst of calls finishes sooner when their refills wait for it. A
+   * long run in flight holds the refill back by `POOL_REFILL_DELAY_MS` at most.
+   */
+  #refill(): void {
+    const { limiter } = this.deps;
+    if (limiter.running > 0 && limiter.queued === 0) {
+      if (!this.#refillTimer) {
+        this.#refillTimer = setTimeout(() => this.#fillNow(), POOL_REFILL_DELAY_MS);
+        Deno.unrefTimer(this.#refillTimer);
+      }
+      return;
+    }
+    // After the answer is on its way.
+    setTimeout(() => this.#fillNow(), 0);
+  }
+
+  #fillNow(): void {
+    clearTimeout(this.#refillTimer);
+    this.#refillTimer = undefined;
+    this.#pool.fill();
   }
 }
 
