@@ -63,7 +63,7 @@ export async function createRuntime(
   await Deno.writeTextFile(join(runsRoot, OWNER_FILE), processIdentity(Deno.pid) ?? String(Deno.pid));
   // Servers killed hard (SIGKILL, the OOM killer) could not remove their directories; this one does, while
   // Python boots.
-  const removingAbandoned = removeAbandonedRunsRoots(dirname(runsRoot)).catch(() => {});
+  const removingAbandoned = removeAbandonedRunsRoots(dirname(runsRoot), denoDir).catch(() => {});
   const groups = new ProcessGroups();
   const logger = new Logger();
   const codeMode = config.mcpConfigPath ? new CodeMode(config.mcpConfigPath, { logger, serverEnv }) : null;
@@ -145,8 +145,8 @@ function processIdentity(pid: number): string | null {
   }
 }
 
-/** Removes the runs roots in `tempDir` whose owning server process no longer exists (Linux). */
-async function removeAbandonedRunsRoots(tempDir: string): Promise<void> {
+/** Removes the runs roots in `tempDir` whose owning server process no longer exists, with Deno's emit cache of their runs (Linux). */
+async function removeAbandonedRunsRoots(tempDir: string, denoDir: string): Promise<void> {
   if (Deno.build.os !== "linux") return;
   for await (const entry of Deno.readDir(tempDir)) {
     if (!entry.isDirectory || !entry.name.startsWith(RUNS_ROOT_PREFIX)) continue;
@@ -155,6 +155,7 @@ async function removeAbandonedRunsRoots(tempDir: string): Promise<void> {
     // No owner file: not ours, or a server still starting; leave it.
     if (!owner || processIdentity(Number(owner.split(" ")[0])) === owner) continue;
     await removeTree(dir);
+    await removeTree(emitCacheDir(denoDir, dir));
   }
 }
 

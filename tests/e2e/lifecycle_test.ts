@@ -139,7 +139,12 @@ Deno.test("children die with a SIGKILLed server, however busy; the next server r
       await eventually(() => children.every((pid) => !isAlive(pid)), 2000),
       `children outlived the server: ${children.filter(isAlive).join(", ")}`,
     );
-    assert.equal((await tempDirsIn(tmp)).length, 1, "a SIGKILLed server leaves its run directory");
+    const [deadRoot] = await tempDirsIn(tmp);
+    assert.ok(deadRoot, "a SIGKILLed server leaves its run directory");
+    // And Deno's emit cache of the JavaScript run, outside it.
+    const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+    const deadEmitCache = `${denoDir}/gen/file${await Deno.realPath(tmp)}/${deadRoot}`;
+    assert.ok(await Deno.stat(deadEmitCache).then(() => true, () => false), `no ${deadEmitCache}`);
     // The next server started with the same TMPDIR removes the directory of the dead one.
     const next = spawnServer({}, tmp);
     const nextWriter = next.stdin.getWriter();
@@ -147,6 +152,11 @@ Deno.test("children die with a SIGKILLed server, however busy; the next server r
     const replies = messages(next.stdout);
     await replies.next();
     assert.equal((await tempDirsIn(tmp)).length, 1, "only the new server's directory remains");
+    assert.equal(
+      await Deno.stat(deadEmitCache).then(() => true, () => false),
+      false,
+      "the emit cache remains",
+    );
     await nextWriter.close();
     for await (const _ of replies) { /* drain */ }
     await next.status;
