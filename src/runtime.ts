@@ -145,7 +145,10 @@ function processIdentity(pid: number): string | null {
   }
 }
 
-/** Removes the runs roots in `tempDir` whose owning server process no longer exists, with Deno's emit cache of their runs (Linux). */
+/**
+ * Removes the runs roots in `tempDir` whose owning server process no longer exists, and Deno's emit cache of
+ * their runs (Linux).
+ */
 async function removeAbandonedRunsRoots(tempDir: string, denoDir: string): Promise<void> {
   if (Deno.build.os !== "linux") return;
   for await (const entry of Deno.readDir(tempDir)) {
