@@ -4,7 +4,8 @@
  * Run after make_logo.ts: deno run --allow-read=logo.png --allow-write=src/icon.ts scripts/make_icon.ts &&
  * deno fmt src/icon.ts
  */
-import { deflateSync, inflateSync } from "node:zlib";
+import { inflateSync } from "node:zlib";
+import { encodePng } from "./png.ts";
 
 const SIZE = 64;
 const png = await Deno.readFile(new URL("../logo.png", import.meta.url));
@@ -53,37 +54,7 @@ for (let y = 0; y < SIZE; y++) {
   }
 }
 
-function crc32(bytes: Uint8Array): number {
-  let crc = ~0;
-  for (const byte of bytes) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
-  }
-  return ~crc >>> 0;
-}
-
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  dv.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
-
-const header = new Uint8Array(13);
-new DataView(header.buffer).setUint32(0, SIZE);
-new DataView(header.buffer).setUint32(4, SIZE);
-header.set([8, 6, 0, 0, 0], 8);
-const parts = [
-  new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]),
-  chunk("IHDR", header),
-  chunk("IDAT", new Uint8Array(deflateSync(rows, { level: 9 }))),
-  chunk("IEND", new Uint8Array()),
-];
-const icon = new Uint8Array(parts.reduce((size, part) => size + part.length, 0));
-parts.reduce((offset, part) => (icon.set(part, offset), offset + part.length), 0);
+const icon = encodePng(SIZE, rows);
 let binary = "";
 for (const byte of icon) binary += String.fromCharCode(byte);
 const source = `/**

@@ -2,7 +2,7 @@
  * Draws logo.png: a terminal prompt on a rounded square, with a JavaScript-yellow and a Python-blue dot.
  * Run: deno run --allow-write=logo.png scripts/make_logo.ts
  */
-import { deflateSync } from "node:zlib";
+import { encodePng } from "./png.ts";
 
 const SIZE = 512;
 const SAMPLES = 4;
@@ -53,37 +53,6 @@ for (let y = 0; y < SIZE; y++) {
   rows.push(row);
 }
 
-function crc32(bytes: Uint8Array): number {
-  let crc = ~0;
-  for (const byte of bytes) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
-  }
-  return ~crc >>> 0;
-}
-
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
-
-const header = new Uint8Array(13);
-new DataView(header.buffer).setUint32(0, SIZE);
-new DataView(header.buffer).setUint32(4, SIZE);
-header.set([8, 6, 0, 0, 0], 8);
 const raw = new Uint8Array(rows.length * (rows[0] as Uint8Array).length);
 rows.forEach((row, i) => raw.set(row, i * row.length));
-const png = [
-  new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]),
-  chunk("IHDR", header),
-  chunk("IDAT", new Uint8Array(deflateSync(raw, { level: 9 }))),
-  chunk("IEND", new Uint8Array()),
-];
-const file = new Uint8Array(png.reduce((size, part) => size + part.length, 0));
-png.reduce((offset, part) => (file.set(part, offset), offset + part.length), 0);
-await Deno.writeFile("logo.png", file);
+await Deno.writeFile("logo.png", encodePng(SIZE, raw));

@@ -102,6 +102,31 @@ export type McpResultMessage =
   | { type: "mcp_result"; id: number; ok: true; value: McpServerInfo[] | McpCallValue }
   | { type: "mcp_result"; id: number; ok: false; error: { code: McpErrorCode; message: string } };
 
+/** An error answer to request `id`. */
+export function errorReply(id: number, code: McpErrorCode, message: string): McpResultMessage {
+  return { type: "mcp_result", id, ok: false, error: { code, message } };
+}
+
+/**
+ * The error answer to a raw request that will not be made (no upstreams, limits, a failed start); null
+ * when it has no id to answer.
+ *
+ * @example
+ * ```ts
+ * const reply = refuseRequest('{"type":"mcp_list","id":7}', "limit_exceeded", "too many");
+ * if (reply?.id !== 7 || reply.ok) throw new Error("answers the request's id with an error");
+ * if (refuseRequest("not json", "limit_exceeded", "too many") !== null) throw new Error("no id, no answer");
+ * ```
+ */
+export function refuseRequest(
+  request: unknown,
+  code: McpErrorCode,
+  message: string,
+): McpResultMessage | null {
+  const { id } = parseSandboxMcpRequest(request);
+  return id === null ? null : errorReply(id, code, message);
+}
+
 const id = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** Names are checked again against the configuration; these bounds keep logs and messages sane. */

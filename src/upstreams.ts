@@ -30,6 +30,7 @@ import {
 import { isAbsolute, join, resolve } from "node:path";
 import { DOWNLOAD_SETTINGS } from "./child_env.ts";
 import {
+  errorReply,
   type McpCallValue,
   type McpErrorCode,
   type McpResultMessage,
@@ -350,12 +351,7 @@ class RunView implements RunUpstreams {
   async handle(message: unknown): Promise<McpResultMessage | null> {
     const request = parseSandboxMcpRequest(message);
     if (!("type" in request)) {
-      return request.id === null ? null : {
-        type: "mcp_result",
-        id: request.id,
-        ok: false,
-        error: { code: "bad_request", message: request.message },
-      };
+      return request.id === null ? null : errorReply(request.id, "bad_request", request.message);
     }
     return await this.#answer(request);
   }
@@ -368,7 +364,7 @@ class RunView implements RunUpstreams {
       return { type: "mcp_result", id: request.id, ok: true, value };
     } catch (error) {
       const code = error instanceof UpstreamError ? error.code : "upstream_error";
-      return { type: "mcp_result", id: request.id, ok: false, error: { code, message: messageOf(error) } };
+      return errorReply(request.id, code, messageOf(error));
     }
   }
 

@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { type McpResultMessage, parseSandboxMcpRequest } from "../code_mode_protocol.ts";
+import {
+  errorReply,
+  type McpResultMessage,
+  parseSandboxMcpRequest,
+  refuseRequest,
+} from "../code_mode_protocol.ts";
 import type { RunUpstreams } from "../upstreams.ts";
 import { MAX_REQUESTS_PER_RUN, RequestGate } from "../code_mode.ts";
 
@@ -49,15 +54,7 @@ export function serveRunSocket(path: string, view: () => Promise<RunUpstreams>):
 
 /** The answer to a request when the upstreams could not even be loaded. */
 function failure(line: string, error: unknown): McpResultMessage | null {
-  const request = parseSandboxMcpRequest(line);
-  const { id } = request;
-  if (id === null) return null;
-  return {
-    type: "mcp_result",
-    id,
-    ok: false,
-    error: { code: "start_failed", message: String((error as Error)?.message ?? error) },
-  };
+  return refuseRequest(line, "start_failed", String((error as Error)?.message ?? error));
 }
 
 async function serveConnection(
@@ -108,13 +105,9 @@ async function write(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 
 /** The answer once a run has sent all the requests it may. */
 export function spentReply(id: number): McpResultMessage {
-  return {
-    type: "mcp_result",
+  return errorReply(
     id,
-    ok: false,
-    error: {
-      code: "limit_exceeded",
-      message: `this run sent ${MAX_REQUESTS_PER_RUN} requests to its MCP channel, the most a run may send`,
-    },
-  };
+    "limit_exceeded",
+    `this run sent ${MAX_REQUESTS_PER_RUN} requests to its MCP channel, the most a run may send`,
+  );
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type McpResultMessage, parseSandboxMcpRequest } from "../code_mode_protocol.ts";
+import { type McpResultMessage, refuseRequest } from "../code_mode_protocol.ts";
 import type { Permissions } from "../permissions.ts";
 import { launchSandboxed } from "../sandbox.ts";
 import type { Child, ChildExit, ProcessGroups } from "../subprocess.ts";
@@ -304,15 +304,9 @@ export class HostProcess {
 
 /** The answer to a code-mode request when there is no call to make it for, or no upstream configured. */
 function unavailable(request: unknown): McpResultMessage | null {
-  const { id } = parseSandboxMcpRequest(request);
-  if (id === null) return null;
-  return {
-    type: "mcp_result",
-    id,
-    ok: false,
-    error: {
-      code: "unknown_server",
-      message: "no MCP servers are configured for code mode (the operator sets CODE_RUNNER_MCP_CONFIG)",
-    },
-  };
+  return refuseRequest(
+    request,
+    "unknown_server",
+    "no MCP servers are configured for code mode (the operator sets CODE_RUNNER_MCP_CONFIG)",
+  );
 }

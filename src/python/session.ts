@@ -15,7 +15,7 @@
  * @module
  */
 import { type CodeMode, MAX_REQUESTS_IN_FLIGHT, MAX_REQUESTS_PER_RUN, RequestGate } from "../code_mode.ts";
-import { type McpResultMessage, parseSandboxMcpRequest } from "../code_mode_protocol.ts";
+import { type McpResultMessage, refuseRequest } from "../code_mode_protocol.ts";
 import { ConcurrencyLimiter } from "../limits.ts";
 import type { Logger } from "../log.ts";
 import type { Runner, RunOptions } from "../runner.ts";
@@ -313,17 +313,11 @@ export class PythonSession implements Runner<PythonCall, PythonRunResult> {
 
 /** The answer to a code-mode request the call may not send now (too many in flight) or at all (budget spent). */
 function refusedRequest(request: unknown, why: "busy" | "spent"): McpResultMessage | null {
-  const { id } = parseSandboxMcpRequest(request);
-  if (id === null) return null;
-  return {
-    type: "mcp_result",
-    id,
-    ok: false,
-    error: {
-      code: "limit_exceeded",
-      message: why === "busy"
-        ? `more than ${MAX_REQUESTS_IN_FLIGHT} MCP requests at once; await some before sending more`
-        : `this call sent ${MAX_REQUESTS_PER_RUN} requests to its MCP channel, the most a call may send`,
-    },
-  };
+  return refuseRequest(
+    request,
+    "limit_exceeded",
+    why === "busy"
+      ? `more than ${MAX_REQUESTS_IN_FLIGHT} MCP requests at once; await some before sending more`
+      : `this call sent ${MAX_REQUESTS_PER_RUN} requests to its MCP channel, the most a call may send`,
+  );
 }
