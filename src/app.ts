@@ -15,6 +15,7 @@ import { createRuntime, type Runtime } from "./runtime.ts";
 import { KeptOutputs } from "./outputs.ts";
 import { createServer } from "./server.ts";
 import { RunTasks } from "./tasks.ts";
+import type { TaskFinished } from "./tools/tool.ts";
 
 /** One MCP session: its server and its Python interpreter. */
 export interface AppSession {
@@ -29,8 +30,11 @@ export interface App {
   readonly runtime: Runtime;
   /** The default (stdio) session. */
   readonly session: AppSession;
-  /** A new MCP session (its own server and Python state) sharing this app's runners and caches. */
-  newSession(): AppSession;
+  /**
+   * A new MCP session (its own server and Python state) sharing this app's runners and caches;
+   * `onTaskFinished` hears of the runs of its task-augmented calls (for metrics).
+   */
+  newSession(hooks?: { onTaskFinished?: TaskFinished }): AppSession;
   /** Kills every child and removes every temp directory; safe to call twice. */
   close(): Promise<void>;
 }
@@ -67,7 +71,7 @@ export async function createApp(
     keepMs: config.outputKeepMs,
   });
   const liveTasks = new Set<RunTasks>();
-  const session = (python: PythonSession): AppSession => {
+  const session = (python: PythonSession, onTaskFinished?: TaskFinished): AppSession => {
     const outputs = kept.session();
     const tasks = new RunTasks({ maxLive: config.maxTasksPerSession, maxTtlMs: config.taskMaxTtlMs });
     liveTasks.add(tasks);
@@ -78,6 +82,7 @@ export async function createApp(
       outputs,
       tasks,
       mcpServers: runtime.codeMode?.servers ?? [],
+      ...(onTaskFinished ? { onTaskFinished } : {}),
     });
     // Diagnostics reach this session's client at the level it set, `info` until it sets one. (The SDK's
     // own filter keys levels by HTTP session id, which these messages do not carry.)
@@ -113,10 +118,10 @@ export async function createApp(
   return {
     runtime,
     session: first,
-    newSession: () => {
-      if (handedOver) return session(runtime.newPython());
+    newSession: (hooks) => {
+      if (handedOver) return session(runtime.newPython(), hooks?.onTaskFinished);
       handedOver = true;
-      return session(runtime.python);
+      return session(runtime.python, hooks?.onTaskFinished);
     },
     close() {
       closing ??= (async () => {

@@ -352,7 +352,10 @@ export function serveHttp(app: App, options: HttpOptions): Promise<HttpServer> {
     }
     opening++;
     try {
-      const created = app.newSession();
+      // Task runs end after their creation was answered; each is counted when it ends.
+      const created = app.newSession({
+        onTaskFinished: (tool, result, wallMs) => recordResult(metrics, tool, result, wallMs),
+      });
       const transport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => crypto.randomUUID(),
         maxRequestBodySize: maxBodyBytes,
@@ -508,7 +511,7 @@ function recordResult(metrics: Metrics, tool: string, result: unknown, wallMs: n
     isError?: boolean;
     structuredContent?: { status?: unknown; durationMs?: unknown; stateReset?: unknown; installed?: unknown };
   } | undefined;
-  // A task was created; the run is counted by its own result, which the client fetches with tasks/result.
+  // A task was created; its run is counted when it ends (see `onTaskFinished` above).
   if (r && typeof r === "object" && "task" in r) return;
   const structured = r?.structuredContent;
   // No structured result: a JSON-RPC error or arguments the schema refused; the code never ran.

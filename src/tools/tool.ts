@@ -37,7 +37,12 @@ export interface ToolDeps {
   tasks: RunTasks;
   /** Code mode: the upstream MCP servers runs may call (empty when none is configured). */
   mcpServers: readonly string[];
+  /** A task-augmented call's run ended (its result is fetched later, in a response of its own). */
+  onTaskFinished?: TaskFinished;
 }
+
+/** Told of each finished task run: the tool, its result and how long the run took. */
+export type TaskFinished = (tool: string, result: RunToolResult, wallMs: number) => void;
 
 /** A tool file's one export: registers the tool on a server. */
 export type ToolRegistration = (server: McpServer, deps: ToolDeps) => void;
@@ -104,7 +109,12 @@ export function runHandlers<Args>(
 ): RunToolHandlers<Args> {
   return {
     createTask: (args, extra) =>
-      deps.tasks.start(extra, (task) => runCall(deps, tool, task, extra, (options) => run(args, options))),
+      deps.tasks.start(extra, async (task) => {
+        const started = performance.now();
+        const result = await runCall(deps, tool, task, extra, (options) => run(args, options));
+        if (task.isTask) deps.onTaskFinished?.(tool, result, performance.now() - started);
+        return result;
+      }),
     getTask: (_args, extra) => extra.taskStore.getTask(extra.taskId),
     getTaskResult: async (_args, extra) =>
       (await extra.taskStore.getTaskResult(extra.taskId)) as CallToolResult,

@@ -3,6 +3,8 @@
  */
 // @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/client/index"
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+// @ts-types="npm:@modelcontextprotocol/sdk@1.32.2/types"
+import { CreateTaskResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import assert from "node:assert/strict";
 import { childPids, toolOutput } from "../_helpers.ts";
 import { connect, initializeBody, py, rawHttp, scrape, startHttp, TOKEN } from "../_http.ts";
@@ -262,14 +264,26 @@ Deno.test("Streamable HTTP: body caps, rejected initializes start no interpreter
         assert.equal(js.result.status, "ok");
         const invalid = await client.callTool({ name: "run_python", arguments: { code: 42 } });
         assert.equal(invalid.isError, true);
+        // A run started as a task is counted when it ends, whether or not its result is ever fetched.
+        const { task } = await client.request(
+          {
+            method: "tools/call",
+            params: { name: "run_javascript", arguments: { code: "Deno.exit(3)" }, task: {} },
+          },
+          CreateTaskResultSchema,
+        );
+        while ((await client.experimental.tasks.getTask(task.taskId)).status === "working") {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
         const after = await scrape(url);
         const moved = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
         assert.equal(moved('code_runner_runs_total{tool="run_python",status="ok"}'), 2);
         assert.equal(moved('code_runner_runs_total{tool="run_python",status="error"}'), 1);
         assert.equal(moved('code_runner_runs_total{tool="run_python",status="invalid"}'), 1);
         assert.equal(moved('code_runner_runs_total{tool="run_javascript",status="ok"}'), 1);
+        assert.equal(moved('code_runner_runs_total{tool="run_javascript",status="error"}'), 1);
         assert.equal(moved('code_runner_run_duration_seconds_count{tool="run_python"}'), 4);
-        assert.equal(moved('code_runner_run_duration_seconds_bucket{tool="run_javascript",le="+Inf"}'), 1);
+        assert.equal(moved('code_runner_run_duration_seconds_bucket{tool="run_javascript",le="+Inf"}'), 2);
         assert.equal(after.get("code_runner_http_sessions_open"), 1);
         assert.equal(after.get("code_runner_http_requests_in_flight"), 0);
         assert.ok((after.get('code_runner_child_processes{kind="python"}') ?? 0) >= 1);
