@@ -100,7 +100,13 @@ export async function createRuntime(
     codeMode,
   });
   if (warm) javascript.warm();
-  await Promise.all([spawned, removingAbandoned]);
+  // Not for long, though: a Python start that waits for the network (a mirror's lock file) boots later.
+  let spawnWait: ReturnType<typeof setTimeout> | undefined;
+  await Promise.all([
+    Promise.race([spawned, new Promise((resolve) => spawnWait = setTimeout(resolve, MAX_SPAWN_WAIT_MS))]),
+    removingAbandoned,
+  ]);
+  clearTimeout(spawnWait);
   let closing: Promise<void> | undefined;
   return {
     config,
@@ -115,9 +121,13 @@ export async function createRuntime(
     newPython: () => newPython(),
     close() {
       closing ??= (async () => {
+        // No Python process starts from now on, and every child dies first, booting ones too (a Python
+        // process restoring its snapshot, the snapshot builder): nothing is waited for that is killed anyway.
+        const interpretersClosed = interpreters.close();
+        groups.killAll();
         await Promise.all([
           ...[...sessions].map((session) => session.close()),
-          interpreters.close(),
+          interpretersClosed,
           javascript.close(),
           codeMode?.close(),
         ]);
@@ -131,6 +141,8 @@ export async function createRuntime(
 }
 
 const RUNS_ROOT_PREFIX = "code-runner-mcp-";
+/** Start-up waits this long at most for the first Python process to be spawned (see `createRuntime`). */
+const MAX_SPAWN_WAIT_MS = 250;
 /** In each server's runs root: which process owns it, so a later server can tell when it is dead. */
 const OWNER_FILE = ".owner";
 

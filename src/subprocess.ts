@@ -271,9 +271,17 @@ export class Child {
         readCapped(this.#stderr, options.outputLimitBytes, onOutput && ((c) => onOutput("stderr", c))),
       ]);
       // Answering waits neither for `afterExit` nor, when the child announced its end, for its teardown:
-      // cleaning up is off the run's critical path.
-      const announced = this.#announced?.then((code) => this.#announcedExit(code));
-      const exit = await (announced ? Promise.race([this.exit, announced]) : this.exit);
+      // cleaning up is off the run's critical path. Security: an announced end is not trusted to mean an
+      // end (the code may have written the marker itself and kept going): the group is killed, and the
+      // answer waits for the process to be gone, which takes a moment, not a V8 teardown.
+      let announcedExit: ChildExit | undefined;
+      const announced = this.#announced?.then(async (code) => {
+        announcedExit = this.#announcedExit(code);
+        this.kill("SIGKILL");
+        await this.exit;
+      });
+      const ended = await (announced ? Promise.race([this.exit, announced]) : this.exit);
+      const exit = announcedExit ?? ended ?? await this.exit;
       const [stdout, stderr] = await output;
       return { ...exit, stdout, stderr, durationMs: Math.round(performance.now() - started), aborted };
     } finally {
@@ -284,14 +292,16 @@ export class Child {
 }
 
 /**
- * Passes a stream on up to `marker` and the exit code and newline after it, which it removes; then calls
- * `onEnd` with the code and ends the stream. Bytes that may be the start of a marker wait for the next chunk.
+ * Passes a stream on until it ends with `marker`, an exit code and a newline, which it removes; then calls
+ * `onEnd` with the code and ends the stream. The marker counts only as the very end of what arrived so far,
+ * never in the middle (the child writes it last), so only the last few bytes are ever compared, whatever the
+ * output holds; those wait for the next chunk.
  *
  * @example
  * ```ts
  * const marker = new TextEncoder().encode("\0end:");
  * let code: number | undefined;
- * const stream = new Blob(["hello\0end:3\nnot this"]).stream().pipeThrough(untilEndMarker(marker, (c) => code = c));
+ * const stream = new Blob(["hello\0en", "d:3\n"]).stream().pipeThrough(untilEndMarker(marker, (c) => code = c));
  * if (await new Response(stream).text() !== "hello" || code !== 3) throw new Error("cut at the marker");
  * ```
  */
@@ -299,25 +309,21 @@ export function untilEndMarker(
   marker: Uint8Array,
   onEnd: (code: number) => void,
 ): TransformStream<Uint8Array, Uint8Array> {
+  // The marker, up to three digits and a newline.
+  const tail = marker.length + 4;
   let held = new Uint8Array(0);
   return new TransformStream({
     transform(chunk, controller) {
       const data = held.length ? concatBytes(held, chunk) : chunk;
-      const at = indexOfBytes(data, marker);
-      if (at >= 0) {
-        if (at > 0) controller.enqueue(data.subarray(0, at));
-        const newline = data.indexOf(0x0a, at + marker.length);
-        const digits = new TextDecoder().decode(data.subarray(at + marker.length, newline));
-        if (newline >= 0 && /^\d{1,3}$/.test(digits)) {
-          onEnd(Number(digits));
-          controller.terminate();
-        } else {
-          held = data.slice(at);
-        }
+      const end = endAt(data, marker);
+      if (end) {
+        if (end.at > 0) controller.enqueue(data.subarray(0, end.at));
+        onEnd(end.code);
+        controller.terminate();
         return;
       }
-      const keep = partialMarkerLength(data, marker);
-      if (keep < data.length) controller.enqueue(data.subarray(0, data.length - keep));
+      const keep = Math.min(data.length, tail - 1);
+      if (data.length > keep) controller.enqueue(data.subarray(0, data.length - keep));
       held = data.slice(data.length - keep);
     },
     flush(controller) {
@@ -326,29 +332,21 @@ export function untilEndMarker(
   });
 }
 
-/** Length of the longest end of `data` that is the start of `marker` (0 almost always: it starts with NUL). */
-function partialMarkerLength(data: Uint8Array, marker: Uint8Array): number {
-  for (let length = Math.min(marker.length - 1, data.length); length > 0; length--) {
-    const start = data.length - length;
-    if (
-      data[start] === marker[0] && marker.subarray(0, length).every((byte, i) => data[start + i] === byte)
-    ) {
-      return length;
-    }
+/** Where `data` ends with `marker`, 1–3 digits and a newline, and the code; null when it does not. */
+function endAt(data: Uint8Array, marker: Uint8Array): { at: number; code: number } | null {
+  if (data[data.length - 1] !== 0x0a) return null;
+  let code = 0;
+  for (let digits = 1; digits <= 3; digits++) {
+    const digit = (data[data.length - 1 - digits] ?? 0) - 0x30;
+    if (digit < 0 || digit > 9) return null;
+    code += digit * 10 ** (digits - 1);
+    const at = data.length - 1 - digits - marker.length;
+    if (at < 0) return null;
+    let matches = true;
+    for (let i = 0; i < marker.length && matches; i++) matches = data[at + i] === marker[i];
+    if (matches) return { at, code };
   }
-  return 0;
-}
-
-function indexOfBytes(data: Uint8Array, needle: Uint8Array): number {
-  const first = needle[0] as number;
-  for (
-    let at = data.indexOf(first);
-    at >= 0 && at + needle.length <= data.length;
-    at = data.indexOf(first, at + 1)
-  ) {
-    if (needle.every((byte, i) => data[at + i] === byte)) return at;
-  }
-  return -1;
+  return null;
 }
 
 function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -15,13 +15,30 @@ export const USER_MODULE = "main.ts";
 export const MCP_SOCKET = ".mcp.sock";
 
 /**
+ * An empty TypeScript module the server puts in the run's directory: the launcher loads it (and removes it)
+ * while it waits, so that loading the user's module later skips Deno's first-load set-up (1–2 ms).
+ */
+export const WARM_MODULE = ".warm.ts";
+
+/**
  * Body of the launcher. It runs in the child, serialized with `toString()`, so it may use only globals.
  */
-async function launch(userModule: string, mcpSocket: string): Promise<void> {
+async function launch(userModule: string, mcpSocket: string, warmModule: string): Promise<void> {
   // Taken before the user's code runs, which may replace them.
   const { exit, stdin, stdout, stderr } = Deno;
   const exitCode = Object.getOwnPropertyDescriptor(Deno, "exitCode")?.get?.bind(Deno);
   const writeOut = stdout.writeSync.bind(stdout), writeErr = stderr.writeSync.bind(stderr);
+  const fileUrl = (name: string) => {
+    const url = new URL("file:///");
+    url.pathname = `${Deno.cwd()}/${name}`;
+    return url.href;
+  };
+  try {
+    await import(fileUrl(warmModule));
+    Deno.removeSync(warmModule);
+  } catch {
+    // Only slower.
+  }
   // The server starts launchers before there is code; once the code is in place it sends this run's end
   // marker and closes stdin. (`read()`, not `stdin.readable`: web streams cost 4 ms of CPU to set up.)
   let marker = "";
@@ -35,14 +52,23 @@ async function launch(userModule: string, mcpSocket: string): Promise<void> {
   } catch {
     // No upstreams configured: no `mcp`.
   }
-  // What ends both streams, for each exit code, made before the user's code runs.
+  // What ends both streams, for each exit code, made (with what writes it) before the user's code runs, which
+  // may replace any prototype method. (The server kills the process once it sees the end anyway.)
   const encoder = new TextEncoder();
-  const ends = Array.from({ length: 256 }, (_, code) => encoder.encode(`${marker}${code}\n`));
-  const writeAll = (write: (bytes: Uint8Array) => number, bytes: Uint8Array) => {
-    for (let at = 0; at < bytes.length;) at += write(bytes.subarray(at));
+  const { apply } = Reflect;
+  const subarray = Uint8Array.prototype.subarray;
+  const ends = Array.from({ length: 256 }, (_, code) => {
+    const bytes = encoder.encode(`${marker}${code}\n`);
+    return { bytes, length: bytes.length };
+  });
+  const writeAll = (
+    write: (bytes: Uint8Array) => number,
+    { bytes, length }: { bytes: Uint8Array; length: number },
+  ) => {
+    for (let at = 0; at < length;) at += write(apply(subarray, bytes, [at]));
   };
   // Once the event loop is empty (or the code calls Deno.exit) the run is over: say so with the exit code,
-  // so the server answers before this process is torn down, then exit at once instead of tearing V8 down.
+  // so the server answers without waiting for this process to be torn down, then exit at once.
   globalThis.addEventListener("unload", () => {
     const end = ends[(((exitCode?.() ?? 0) % 256) + 256) % 256];
     if (marker && end) {
@@ -55,10 +81,8 @@ async function launch(userModule: string, mcpSocket: string): Promise<void> {
     }
     exit();
   });
-  const url = new URL("file:///");
-  url.pathname = `${Deno.cwd()}/${userModule}`;
   try {
-    await import(url.href);
+    await import(fileUrl(userModule));
   } catch (error) {
     // Printed here so the report shows the user's error, not a frame of this launcher.
     const text = error instanceof Error ? (error.stack ?? String(error)) : `Uncaught ${String(error)}`;
@@ -157,6 +181,6 @@ export const LAUNCHER_URL = `data:application/javascript,${
   encodeURIComponent(
     `${installMcp.toString()}\n(${launch.toString()})(${JSON.stringify(USER_MODULE)}, ${
       JSON.stringify(MCP_SOCKET)
-    });`,
+    }, ${JSON.stringify(WARM_MODULE)});`,
   )
 }`;

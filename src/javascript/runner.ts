@@ -15,7 +15,7 @@ import { WorkspaceLinks } from "../workspace_links.ts";
 import type { ProcessGroups } from "../subprocess.ts";
 import { LauncherPool, type ReadyLauncher } from "./pool.ts";
 import { collectOutputFiles, OUTPUT_DIR, OUTPUT_FILE_LIMITS } from "./output_files.ts";
-import { LAUNCHER_URL, MCP_SOCKET, USER_MODULE } from "./launcher.ts";
+import { LAUNCHER_URL, MCP_SOCKET, USER_MODULE, WARM_MODULE } from "./launcher.ts";
 import { serveRunSocket } from "./mcp_socket.ts";
 import type { CodeMode } from "../code_mode.ts";
 
@@ -114,6 +114,7 @@ export class JavaScriptRunner implements Runner<JavaScriptCall> {
     const { config, denoDir, runsRoot, serverEnv, groups } = this.deps;
     const workDir = await Deno.makeTempDir({ dir: runsRoot, prefix: "js-" });
     await Deno.mkdir(join(workDir, OUTPUT_DIR));
+    await Deno.writeTextFile(join(workDir, WARM_MODULE), "export {};\n");
     const grant = config.permissions.grants.env;
     const linkDenials = await this.#workspaceLinks?.current();
     // Known only to the server and, once the code is in place, to the launcher (see launcher.ts).

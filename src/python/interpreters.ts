@@ -82,6 +82,9 @@ export class PythonInterpreters {
     });
   }
 
+  /** Aborted by `close`. */
+  readonly #closing = new AbortController();
+
   /** Open sessions, for reclaiming the interpreter of the least recently used idle one. */
   readonly #sessions = new Set<PythonSession>();
   /** Every host booting or running, the ready one included. */
@@ -121,6 +124,8 @@ export class PythonInterpreters {
 
   /** Stops the ready interpreter (sessions stop their own). */
   async close(): Promise<void> {
+    // A start still waiting for the network (a mirror's lock file) gives up now.
+    this.#closing.abort();
     const ready = this.#ready;
     this.#ready = null;
     const host = await ready?.catch(() => null);
@@ -193,7 +198,7 @@ export class PythonInterpreters {
     return this.#lockfile ??= (async () => {
       await Deno.mkdir(this.broker.cacheDir, { recursive: true });
       return await locateLockfile(this.#packageBaseUrl, this.#runtime, async (url) => {
-        const response = await this.broker.fetch(url);
+        const response = await this.broker.fetch(url, { signal: this.#closing.signal });
         if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
         return response.path;
       }, this.context.logger);
@@ -231,6 +236,8 @@ export class PythonInterpreters {
     try {
       return await this.#boot(found);
     } catch (error) {
+      // Killed because the server is closing: the snapshot is fine, and nothing more is started.
+      this.#closing.signal.throwIfAborted();
       // A corrupt snapshot, or one that does not boot, is thrown away; boot without it this time.
       this.context.logger.log(
         "warning",
@@ -289,9 +296,12 @@ export class PythonInterpreters {
 
   async #hostOptions(workDir: string, snapshot: Snapshot | null = null): Promise<HostOptions> {
     const { config, denoDir, groups, serverEnv } = this.context;
+    const lockFilePath = (await this.lockfile()).path;
+    // No process is started once the server is closing.
+    this.#closing.signal.throwIfAborted();
     return {
       runtime: this.#runtime,
-      lockFilePath: (await this.lockfile()).path,
+      lockFilePath,
       packageBaseUrl: this.#packageBaseUrl,
       indexUrls: config.pypiIndexUrls,
       broker: this.broker,

@@ -116,6 +116,75 @@ for (const how of ["stdin closed", "SIGTERM", "SIGINT"] as const) {
   });
 }
 
+/** The Python memory snapshots in the shared package cache, with their modification times. */
+function snapshots(): string[] {
+  const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+  try {
+    return [...Deno.readDirSync(`${denoDir}/code-runner-mcp/packages/snapshots`)].map((entry) =>
+      `${entry.name} ${
+        Deno.statSync(`${denoDir}/code-runner-mcp/packages/snapshots/${entry.name}`).mtime?.getTime()
+      }`
+    ).sort();
+  } catch {
+    return [];
+  }
+}
+
+Deno.test("a signal during start-up ends the server without waiting for Python, and keeps the snapshot", async (t) => {
+  await t.step("Python still booting from the snapshot", async () => {
+    const before = snapshots();
+    const tmp = await Deno.makeTempDir();
+    const child = spawnServer({}, tmp);
+    const writer = child.stdin.getWriter();
+    try {
+      await send(writer, INIT);
+      await messages(child.stdout).next();
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+      assert.deepEqual(await tempDirsIn(tmp), []);
+      // Killed while it booted, the interpreter did not count as a snapshot that fails to boot.
+      assert.deepEqual(snapshots(), before);
+    } finally {
+      await writer.close().catch(() => {});
+      await child.stderr.cancel().catch(() => {});
+      await Deno.remove(tmp, { recursive: true });
+    }
+  });
+
+  await t.step("Python waiting for a package mirror that never answers", async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) held.push(conn);
+    })();
+    const tmp = await Deno.makeTempDir();
+    const child = spawnServer({
+      CODE_RUNNER_PYODIDE_PACKAGES_URL: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/pyodide/`,
+      CODE_RUNNER_PACKAGE_CACHE_DIR: `${tmp}/cache`,
+    }, tmp);
+    const writer = child.stdin.getWriter();
+    try {
+      await send(writer, INIT);
+      // The client is answered while Python waits (the server gives up on a silent source after 30 s).
+      const answered = await Promise.race([
+        messages(child.stdout).next().then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 15_000)),
+      ]);
+      assert.ok(answered, "initialize waited for the package mirror");
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+      assert.deepEqual(await tempDirsIn(tmp), ["cache"]);
+    } finally {
+      await writer.close().catch(() => {});
+      await child.stderr.cancel().catch(() => {});
+      listener.close();
+      for (const conn of held) conn.close();
+      await accepting.catch(() => {});
+      await Deno.remove(tmp, { recursive: true });
+    }
+  });
+});
+
 Deno.test("children die with a SIGKILLed server, however busy; the next server removes what it left", async () => {
   const tmp = await Deno.makeTempDir();
   const child = spawnServer({}, tmp);
