@@ -280,8 +280,8 @@ export class Child {
         this.kill("SIGKILL");
         await this.exit;
       });
-      const ended = await (announced ? Promise.race([this.exit, announced]) : this.exit);
-      const exit = announcedExit ?? ended ?? await this.exit;
+      await (announced ? Promise.race([this.exit, announced]) : this.exit);
+      const exit = announcedExit ?? await this.exit;
       const [stdout, stderr] = await output;
       return { ...exit, stdout, stderr, durationMs: Math.round(performance.now() - started), aborted };
     } finally {

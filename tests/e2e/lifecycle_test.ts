@@ -3,7 +3,16 @@
  * shutdown that leaves no process or temp directory behind.
  */
 import assert from "node:assert/strict";
-import { BIN, busyJsRunPids, busyPids, childPids, eventually, isAlive, serverEnv } from "../_helpers.ts";
+import {
+  BIN,
+  busyJsRunPids,
+  busyPids,
+  childPids,
+  DENO_DIR,
+  eventually,
+  isAlive,
+  serverEnv,
+} from "../_helpers.ts";
 
 const INIT = {
   jsonrpc: "2.0",
@@ -118,11 +127,10 @@ for (const how of ["stdin closed", "SIGTERM", "SIGINT"] as const) {
 
 /** The Python memory snapshots in the shared package cache, with their modification times. */
 function snapshots(): string[] {
-  const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
   try {
-    return [...Deno.readDirSync(`${denoDir}/code-runner-mcp/packages/snapshots`)].map((entry) =>
+    return [...Deno.readDirSync(`${DENO_DIR}/code-runner-mcp/packages/snapshots`)].map((entry) =>
       `${entry.name} ${
-        Deno.statSync(`${denoDir}/code-runner-mcp/packages/snapshots/${entry.name}`).mtime?.getTime()
+        Deno.statSync(`${DENO_DIR}/code-runner-mcp/packages/snapshots/${entry.name}`).mtime?.getTime()
       }`
     ).sort();
   } catch {
@@ -211,8 +219,7 @@ Deno.test("children die with a SIGKILLed server, however busy; the next server r
     const [deadRoot] = await tempDirsIn(tmp);
     assert.ok(deadRoot, "a SIGKILLed server leaves its run directory");
     // And Deno's emit cache of the JavaScript run, outside it.
-    const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
-    const deadEmitCache = `${denoDir}/gen/file${await Deno.realPath(tmp)}/${deadRoot}`;
+    const deadEmitCache = `${DENO_DIR}/gen/file${await Deno.realPath(tmp)}/${deadRoot}`;
     assert.ok(await Deno.stat(deadEmitCache).then(() => true, () => false), `no ${deadEmitCache}`);
     // The next server started with the same TMPDIR removes the directory of the dead one.
     const next = spawnServer({}, tmp);
