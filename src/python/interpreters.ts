@@ -210,8 +210,8 @@ export class PythonInterpreters {
 
   /**
    * Resolves once the next Python process (a host, or the snapshot builder) has been spawned and given its
-   * init message, so it boots on its own, or once starting it has failed. The server waits for this before it loads the MCP SDK, so that
-   * the two happen at once instead of the spawn waiting behind the loading.
+   * init message, so it boots on its own, or once starting it has failed. The server waits for this (250 ms
+   * at most) before it loads the MCP SDK, so that the two happen at once instead of one after the other.
    */
   nextSpawn(): Promise<void> {
     return new Promise((resolve) => this.#spawnWaiters.push(resolve));
