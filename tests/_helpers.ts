@@ -13,7 +13,9 @@ import type { PythonRunResult } from "../src/python/session.ts";
 export const BIN = new URL("../bin/code_runner.ts", import.meta.url).pathname;
 
 /** Deno's cache directory as the servers the tests start use it (they inherit DENO_DIR, else the default). */
-export const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+export function denoDir(): string {
+  return Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+}
 
 /** The structured result of a run, as the client receives it (attachments are listed, not carried). */
 export interface RunOutput extends Omit<PythonRunResult, "attachments" | "stateReset"> {

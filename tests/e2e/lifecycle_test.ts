@@ -8,7 +8,7 @@ import {
   busyJsRunPids,
   busyPids,
   childPids,
-  DENO_DIR,
+  denoDir,
   eventually,
   isAlive,
   serverEnv,
@@ -128,9 +128,9 @@ for (const how of ["stdin closed", "SIGTERM", "SIGINT"] as const) {
 /** The Python memory snapshots in the shared package cache, with their modification times. */
 function snapshots(): string[] {
   try {
-    return [...Deno.readDirSync(`${DENO_DIR}/code-runner-mcp/packages/snapshots`)].map((entry) =>
+    return [...Deno.readDirSync(`${denoDir()}/code-runner-mcp/packages/snapshots`)].map((entry) =>
       `${entry.name} ${
-        Deno.statSync(`${DENO_DIR}/code-runner-mcp/packages/snapshots/${entry.name}`).mtime?.getTime()
+        Deno.statSync(`${denoDir()}/code-runner-mcp/packages/snapshots/${entry.name}`).mtime?.getTime()
       }`
     ).sort();
   } catch {
@@ -209,6 +209,18 @@ Deno.test("children die with a SIGKILLed server, however busy; the next server r
     });
     // The JavaScript run and the Python host both spin; the waiting launcher and the spare sleep.
     assert.ok(await eventually(() => busyPids(child.pid).length >= 2, 60000), "both runs started");
+    // Deno has written the emit cache of a launcher's modules, outside the server's directory.
+    const emitCaches = `${denoDir()}/gen/file${await Deno.realPath(tmp)}`;
+    assert.ok(
+      await eventually(() => {
+        try {
+          return [...Deno.readDirSync(emitCaches)].length > 0;
+        } catch {
+          return false;
+        }
+      }, 60000),
+      "no emit cache was written",
+    );
     const children = childPids(child.pid);
     child.kill("SIGKILL");
     await child.status;
@@ -218,8 +230,8 @@ Deno.test("children die with a SIGKILLed server, however busy; the next server r
     );
     const [deadRoot] = await tempDirsIn(tmp);
     assert.ok(deadRoot, "a SIGKILLed server leaves its run directory");
-    // And Deno's emit cache of the JavaScript run, outside it.
-    const deadEmitCache = `${DENO_DIR}/gen/file${await Deno.realPath(tmp)}/${deadRoot}`;
+    // And Deno's emit cache of its JavaScript runs, outside it.
+    const deadEmitCache = `${emitCaches}/${deadRoot}`;
     assert.ok(await Deno.stat(deadEmitCache).then(() => true, () => false), `no ${deadEmitCache}`);
     // The next server started with the same TMPDIR removes the directory of the dead one.
     const next = spawnServer({}, tmp);

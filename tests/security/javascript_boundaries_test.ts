@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DOWNLOAD_SETTINGS } from "../../src/child_env.ts";
-import { connectionCanary, DENO_DIR, eventually, startServer, type TestServer } from "../_helpers.ts";
+import { connectionCanary, denoDir, eventually, startServer, type TestServer } from "../_helpers.ts";
 
 const SECRET_FILE_TEXT = `canary-file-${crypto.randomUUID()}`;
 const SECRET_ENV_TEXT = `canary-env-${crypto.randomUUID()}`;
@@ -88,7 +88,7 @@ Deno.test("run_javascript with broad file access still cannot reach other runs, 
         );
         assert.equal(first.result.status, "ok", first.text);
         const workDir = first.result.stdout.trim().split(" ")[1] as string;
-        const emitted = join(DENO_DIR, "gen", "file", workDir);
+        const emitted = join(denoDir(), "gen", "file", workDir);
         assert.ok(
           await eventually(() => {
             try {
@@ -111,10 +111,10 @@ Deno.test("run_javascript with broad file access still cannot reach other runs, 
       const secret = `code-cache-${crypto.randomUUID()}`;
       const { result } = await server.js(`const key = "${secret}";\nconsole.log(key.length);`);
       assert.equal(result.stdout, `${secret.length}\n`);
-      for (const entry of Deno.readDirSync(DENO_DIR)) {
+      for (const entry of Deno.readDirSync(denoDir())) {
         if (!entry.isFile || !entry.name.startsWith("v8_code_cache")) continue;
         // Byte for byte (the secret is ASCII): the database and its write-ahead log.
-        const text = new TextDecoder("latin1").decode(await Deno.readFile(join(DENO_DIR, entry.name)));
+        const text = new TextDecoder("latin1").decode(await Deno.readFile(join(denoDir(), entry.name)));
         assert.equal(text.includes(secret), false, `the run's code is in ${entry.name}`);
       }
     });
